@@ -1,0 +1,80 @@
+#include "CudaDriver.h"
+
+#include <dlfcn.h>
+#include <mutex>
+
+namespace tessera::cuda {
+
+namespace {
+
+CudaDriver openDriver() {
+  CudaDriver d{};
+  dlerror();
+  // The driver is a system library (installed with the kernel module), so the
+  // versioned soname is the stable name to ask for.
+  void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    const char *err = dlerror();
+    d.unavailableReason = std::string("no CUDA driver: ") + (err ? err : "dlopen(libcuda.so.1) failed");
+    return d;
+  }
+  std::string missing;
+  auto load = [&](auto &fn, const char *name) {
+    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
+    if (!fn)
+      missing += (missing.empty() ? "" : ", ") + std::string(name);
+  };
+  load(d.cuInit, "cuInit");
+  load(d.cuDriverGetVersion, "cuDriverGetVersion");
+  load(d.cuGetErrorName, "cuGetErrorName");
+  load(d.cuGetErrorString, "cuGetErrorString");
+  load(d.cuDeviceGetCount, "cuDeviceGetCount");
+  load(d.cuDeviceGet, "cuDeviceGet");
+  load(d.cuDeviceGetName, "cuDeviceGetName");
+  load(d.cuDeviceGetAttribute, "cuDeviceGetAttribute");
+  load(d.cuDeviceTotalMem, "cuDeviceTotalMem_v2");
+  load(d.cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+  load(d.cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2");
+  load(d.cuCtxSetCurrent, "cuCtxSetCurrent");
+  load(d.cuMemAlloc, "cuMemAlloc_v2");
+  load(d.cuMemFree, "cuMemFree_v2");
+  load(d.cuMemcpyHtoD, "cuMemcpyHtoD_v2");
+  load(d.cuMemcpyDtoH, "cuMemcpyDtoH_v2");
+  if (!missing.empty()) {
+    d.unavailableReason = "CUDA driver too old: libcuda.so.1 lacks " + missing;
+    return d;
+  }
+  CUresult r = d.cuInit(0);
+  if (r != CUDA_SUCCESS) {
+    d.unavailableReason = "no CUDA driver: cuInit failed: " + d.describe(r);
+    return d;
+  }
+  d.cuDriverGetVersion(&d.driverVersion);
+  // The library stays open for the life of the process: CUDA contexts and
+  // allocations live inside it.
+  return d;
+}
+
+} // namespace
+
+std::string CudaDriver::describe(CUresult result) const {
+  const char *name = nullptr;
+  const char *text = nullptr;
+  if (cuGetErrorName)
+    cuGetErrorName(result, &name);
+  if (cuGetErrorString)
+    cuGetErrorString(result, &text);
+  std::string out = name ? name : "CUDA error " + std::to_string(static_cast<int>(result));
+  if (text)
+    out += std::string(" (") + text + ")";
+  return out;
+}
+
+const CudaDriver &cudaDriver() {
+  static std::once_flag once;
+  static CudaDriver driver;
+  std::call_once(once, [] { driver = openDriver(); });
+  return driver;
+}
+
+} // namespace tessera::cuda

@@ -1,0 +1,44 @@
+// The CUDA driver API, opened with dlopen at first use so the plugin loads
+// on machines without a driver (it then reports "no CUDA driver").
+#ifndef TESSERA_BACKENDS_CUDA_CUDADRIVER_H
+#define TESSERA_BACKENDS_CUDA_CUDADRIVER_H
+
+#include <cuda.h>
+
+#include <string>
+
+namespace tessera::cuda {
+
+struct CudaDriver {
+  // Empty when the driver is usable; otherwise why not, e.g.
+  // "no CUDA driver: libcuda.so.1: cannot open shared object file: ...".
+  std::string unavailableReason;
+  int driverVersion = 0;
+
+  CUresult (*cuInit)(unsigned int);
+  CUresult (*cuDriverGetVersion)(int *);
+  CUresult (*cuGetErrorName)(CUresult, const char **);
+  CUresult (*cuGetErrorString)(CUresult, const char **);
+  CUresult (*cuDeviceGetCount)(int *);
+  CUresult (*cuDeviceGet)(CUdevice *, int);
+  CUresult (*cuDeviceGetName)(char *, int, CUdevice);
+  CUresult (*cuDeviceGetAttribute)(int *, CUdevice_attribute, CUdevice);
+  CUresult (*cuDeviceTotalMem)(size_t *, CUdevice);
+  CUresult (*cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+  CUresult (*cuDevicePrimaryCtxRelease)(CUdevice);
+  CUresult (*cuCtxSetCurrent)(CUcontext);
+  CUresult (*cuMemAlloc)(CUdeviceptr *, size_t);
+  CUresult (*cuMemFree)(CUdeviceptr);
+  CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
+  CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
+
+  // "CUDA_ERROR_OUT_OF_MEMORY (out of memory)".
+  std::string describe(CUresult result) const;
+};
+
+// The process-wide driver, opened once (thread-safe). Never NULL.
+const CudaDriver &cudaDriver();
+
+} // namespace tessera::cuda
+
+#endif // TESSERA_BACKENDS_CUDA_CUDADRIVER_H
