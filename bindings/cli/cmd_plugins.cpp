@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -50,9 +51,8 @@ int listPlugins(const PluginsOptions &options) {
     if (tessera_status_t *s = tessera_plugin_get_info(context, i, &info))
       return reportStatus(s, "plugin info");
     infos.push_back(info);
-    std::string abi = info.abi_major || info.abi_minor
-                          ? std::to_string(info.abi_major) + "." + std::to_string(info.abi_minor)
-                          : "";
+    bool negotiated = info.state == TESSERA_PLUGIN_STATE_LOADED || info.abi_major || info.abi_minor;
+    std::string abi = negotiated ? std::to_string(info.abi_major) + "." + std::to_string(info.abi_minor) : "";
     plugins.push_back({{"name", str(info.name)},
                        {"kind", str(info.kind)},
                        {"state", tessera_plugin_state_name(info.state)},
@@ -100,24 +100,37 @@ int listPlugins(const PluginsOptions &options) {
     std::cout << "No plugin found. Searched --plugin-path, TESSERA_ADD_PLUGIN_PATH, TESSERA_PLUGIN_PATH\n"
                  "(or the default <libdir>/tessera/plugins and the directory of libtessera).\n";
   } else {
-    std::printf("%-14s %-22s %-4s %-8s %-7s %s\n", "PLUGIN", "STATE", "ABI", "VERSION", "DEVICES", "FILE");
+    // Column widths follow the content; reasons go on their own indented line.
+    size_t nameWidth = 6, stateWidth = 5;
+    for (const auto &p : infos) {
+      nameWidth = std::max(nameWidth, str(p.name).size());
+      stateWidth = std::max(stateWidth, stateText(p).size());
+    }
+    int nw = static_cast<int>(nameWidth), sw = static_cast<int>(stateWidth);
+    std::printf("%-*s  %-*s  %-4s  %-8s  %-7s  %s\n", nw, "PLUGIN", sw, "STATE", "ABI", "VERSION", "DEVICES", "FILE");
     for (size_t i = 0; i < infos.size(); ++i) {
       const auto &p = infos[i];
-      const auto &j = plugins[i];
-      std::string abi = j["abi_version"];
-      std::printf("%-14s %-22s %-4s %-8s %-7u %s\n", p.name ? p.name : "-", stateText(p).c_str(),
+      std::string abi = plugins[i]["abi_version"];
+      std::printf("%-*s  %-*s  %-4s  %-8s  %-7u  %s\n", nw, p.name ? p.name : "-", sw, stateText(p).c_str(),
                   abi.empty() ? "-" : abi.c_str(), p.version ? p.version : "-", p.device_count,
                   str(p.path).c_str());
       if (p.reason && *p.reason)
-        std::printf("%14s   %s\n", "", p.reason);
+        std::printf("%*s  %s\n", nw, "", p.reason);
     }
     if (!deviceInfos.empty()) {
-      std::printf("\n%-6s %-8s %-10s %-6s %-10s %-40s %s\n", "DEVICE", "PLUGIN", "ARCH", "UNITS", "MEMORY",
-                  "NAME", "FEATURES");
+      size_t pluginWidth = 6, archWidth = 4, devNameWidth = 4;
+      for (const auto &d : deviceInfos) {
+        pluginWidth = std::max(pluginWidth, str(d.plugin).size());
+        archWidth = std::max(archWidth, str(d.architecture).size());
+        devNameWidth = std::max(devNameWidth, str(d.name).size());
+      }
+      int pw = static_cast<int>(pluginWidth), aw = static_cast<int>(archWidth), dw = static_cast<int>(devNameWidth);
+      std::printf("\n%-6s  %-*s  %-*s  %-5s  %-10s  %-*s  %s\n", "DEVICE", pw, "PLUGIN", aw, "ARCH", "UNITS",
+                  "MEMORY", dw, "NAME", "FEATURES");
       for (size_t i = 0; i < deviceInfos.size(); ++i) {
         const auto &d = deviceInfos[i];
-        std::printf("%-6zu %-8s %-10s %-6u %-10s %-40s %s\n", i, str(d.plugin).c_str(),
-                    str(d.architecture).c_str(), d.compute_units, formatBytes(d.memory_bytes).c_str(),
+        std::printf("%-6zu  %-*s  %-*s  %-5u  %-10s  %-*s  %s\n", i, pw, str(d.plugin).c_str(), aw,
+                    str(d.architecture).c_str(), d.compute_units, formatBytes(d.memory_bytes).c_str(), dw,
                     str(d.name).c_str(), str(d.features).c_str());
       }
     }

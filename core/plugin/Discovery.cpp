@@ -69,7 +69,10 @@ std::vector<std::string> searchDirectories(const DiscoveryOptions &options) {
 std::vector<Candidate> findCandidates(const std::vector<std::string> &dirs) {
   std::vector<Candidate> out;
   std::set<std::string> seen;
-  for (const std::string &dir : dirs) {
+  for (const std::string &given : dirs) {
+    // Report absolute paths whatever the caller passed.
+    char absolute[PATH_MAX];
+    std::string dir = realpath(given.c_str(), absolute) ? std::string(absolute) : given;
     DIR *d = opendir(dir.c_str());
     if (!d)
       continue; // a missing directory is normal (defaults that were never created)

@@ -192,6 +192,7 @@ bool Plugin::negotiateAndValidate() {
     fail(TESSERA_PLUGIN_STATE_INVALID_API, "function table has no plugin name");
     return false;
   }
+  name_ = api_->name; // known even if the table turns out unusable
   struct Required {
     const char *name;
     bool present;
