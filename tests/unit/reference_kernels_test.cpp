@@ -163,3 +163,13 @@ TEST(ReferenceKernels, AttentionCausalFirstRow) {
   EXPECT_EQ(r->data[0], 0.0);
   EXPECT_EQ(r->data[1], 1.0);
 }
+
+TEST(ReferenceKernels, HugeBroadcastIsAnErrorNotACrash) {
+  RefTensor a = RefTensor::filled(DType::F64, {32768, 1}, 1.0);
+  RefTensor b = RefTensor::filled(DType::F64, {1, 32768}, 1.0);
+  Expected<RefTensor> r = binary(BinaryOp::Add, a, b);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::ResourceExhausted);
+  EXPECT_FALSE(select(RefTensor::filled(DType::Bool, {32768, 1}, 1.0), a, b));
+  EXPECT_FALSE(matmul(RefTensor::filled(DType::F64, {32768, 1}, 1.0), RefTensor::filled(DType::F64, {1, 32768}, 1.0)));
+}

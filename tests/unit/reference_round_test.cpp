@@ -212,6 +212,8 @@ TEST(ReferenceRound, Integers) {
   EXPECT_EQ(roundTo(-2147483649.0, DType::I32), 2147483647.0);
   EXPECT_EQ(roundTo(std::ldexp(1.0, 63), DType::I64), -std::ldexp(1.0, 63));
   EXPECT_EQ(roundTo(12345678901.0, DType::I64), 12345678901.0);
+  EXPECT_EQ(roundTo(-17.0, DType::I64), -17.0);
+  EXPECT_EQ(roundTo(-12345678901.5, DType::I64), -12345678901.0);
   EXPECT_EQ(roundTo(kNaN, DType::I32), 0.0);
   EXPECT_EQ(roundTo(kInf, DType::I32), 0.0);
   EXPECT_FALSE(std::signbit(roundTo(-0.5, DType::I32)));
