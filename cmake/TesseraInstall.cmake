@@ -5,7 +5,7 @@ include(CMakePackageConfigHelpers)
 install(TARGETS tessera EXPORT TesseraTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS tessera_sdk EXPORT TesseraTargets)
+install(TARGETS tessera_sdk tessera_sdk_schedule EXPORT TesseraTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT devel)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/sdk/include/tessera DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   COMPONENT devel FILES_MATCHING PATTERN "*.h")
 install(FILES ${PROJECT_SOURCE_DIR}/sdk/plugin.map DESTINATION ${CMAKE_INSTALL_DATADIR}/tessera COMPONENT devel)

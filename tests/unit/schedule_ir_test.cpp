@@ -1,0 +1,122 @@
+// Schedule IR text form: round trip, evaluation, and rejected inputs.
+#include "tessera/sdk/schedule_ir.h"
+
+#include <gtest/gtest.h>
+
+using namespace tessera::schedule;
+
+namespace {
+
+const char *kSoftmax = R"(tessera-schedule v1
+symbols B S
+kernel "softmax_0" loop {
+  operand 0 in f32 [s0, s1]
+  operand 1 out f32 [s0, s1]
+  parallel [s0]
+  knobs library="none" tile=[1, 4] vector=16
+  stage reduce [s1] {
+    v0: f32 = load 0 [p0, r0]
+    v1: f32 = reduce max v0
+  }
+  stage reduce [s1] {
+    v2: f32 = load 0 [p0, r0]
+    v3: f32 = sub v2 v1
+    v4: f32 = exp v3
+    v5: f32 = reduce sum v4
+  }
+  stage map [s1] {
+    v6: f32 = load 0 [p0, r0] if ((1 <= r0) && (r0 < s1)) else -inf
+    v7: f32 = sub v6 v1
+    v8: f32 = exp v7
+    v9: f32 = div v8 v5
+    v10: i64 = index ((p0 * s1) + r0)
+    v11: bf16 = cast v9 saturate
+    store 1 [p0, r0] v9
+  }
+}
+kernel "mm" matmul {
+  operand 0 in f32 [4, 8]
+  operand 1 in f32 [8, 2]
+  operand 2 out f32 [4, 2]
+  parallel [4, 2]
+  stage reduce [8] {
+    v0: f32 = load 0 [p0, r0]
+    v1: f32 = load 1 [r0, p1]
+    v2: f32 = mul v0 v1
+    v3: f32 = reduce sum v2
+  }
+  stage map [] {
+    v4: f32 = const 0.5
+    v5: f32 = add v3 v4
+    store 2 [p0, p1] v5
+  }
+}
+)";
+
+TEST(ScheduleIR, RoundTripsExactly) {
+  Program p;
+  ParseError err;
+  ASSERT_TRUE(parseProgram(kSoftmax, &p, &err)) << err.str();
+  ASSERT_EQ(p.kernels.size(), 2u);
+  EXPECT_EQ(p.symbols, (std::vector<std::string>{"B", "S"}));
+  EXPECT_EQ(p.kernels[0].knobInts("tile"), (std::vector<int64_t>{1, 4}));
+  EXPECT_EQ(p.kernels[0].knobInt("vector", 0), 16);
+  EXPECT_EQ(p.kernels[0].knobString("library"), "none");
+  EXPECT_EQ(p.kernels[1].kind, Kernel::Kind::Matmul);
+  std::string printed = printProgram(p);
+  Program q;
+  ASSERT_TRUE(parseProgram(printed, &q, &err)) << err.str() << "\n" << printed;
+  EXPECT_EQ(printProgram(q), printed);
+  EXPECT_EQ(printed, kSoftmax);
+}
+
+TEST(ScheduleIR, EvaluatesIndexWithFlooredDivision) {
+  IndexExpr e = IndexExpr::binary(IndexExpr::Kind::FloorDiv, IndexExpr::parallel(0) - IndexExpr::constant(7),
+                                  IndexExpr::constant(2));
+  int64_t sym[] = {0}, par[] = {0}, inner[] = {0};
+  EXPECT_EQ(evalIndex(e, sym, par, inner, nullptr), -4); // floor(-7/2)
+  IndexExpr m = IndexExpr::binary(IndexExpr::Kind::Mod, IndexExpr::constant(-7), IndexExpr::symbol(0));
+  int64_t three[] = {3};
+  EXPECT_EQ(evalIndex(m, three, par, inner, nullptr), 2);
+}
+
+struct BadCase {
+  const char *text;
+  const char *message;
+};
+
+class ScheduleIRRejects : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(ScheduleIRRejects, WithAClearMessage) {
+  Program p;
+  ParseError err;
+  ASSERT_FALSE(parseProgram(GetParam().text, &p, &err));
+  EXPECT_NE(err.message.find(GetParam().message), std::string::npos) << err.str();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, ScheduleIRRejects,
+    ::testing::Values(
+        BadCase{"tessera-schedule v9\n", "unsupported Schedule IR version 'v9'"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" loop {\n parallel [1]\n stage map [] {\n v0: f32 = frob v1\n }\n}\n",
+                "unknown operation 'frob'"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" loop {\n operand 0 out f32 [4]\n parallel [4]\n stage map [] {\n "
+                "store 0 [p0] v3\n }\n}\n",
+                "value v3 used before its definition"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" loop {\n operand 0 in f32 [4, 4]\n parallel [4]\n stage map [] {\n "
+                "v0: f32 = load 0 [p0]\n }\n}\n",
+                "has rank 2 but is indexed with 1"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" loop {\n operand 0 in f32 [4]\n parallel [4]\n stage map [] {\n "
+                "v0: f32 = load 0 [p1]\n }\n}\n",
+                "parallel loop p1 out of range"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" loop {\n operand 0 in f32 [4]\n parallel [4]\n stage map [] {\n "
+                "v0: f32 = load 0 [p0]\n store 0 [p0] v0\n }\n}\n",
+                "store to input operand 0"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" loop {\n parallel [4]\n stage map [] {\n v0: f32 = const 1\n v1: "
+                "f32 = reduce sum v0\n }\n}\n",
+                "reduce outside a reduce stage"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" matmul {\n parallel [4, 4]\n stage map [] {\n }\n}\n",
+                "matmul kernels need"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" loop {\n parallel [4\n", "expected ','"}));
+
+} // namespace
