@@ -4,6 +4,8 @@
 
 #include <dlpack/dlpack.h>
 
+#include <cstring>
+
 using namespace tessera;
 using namespace tessera::api;
 
@@ -146,6 +148,66 @@ TESSERA_EXPORT tessera_status_t *tessera_tensor_get_info(const tessera_tensor_t 
 }
 
 TESSERA_EXPORT void tessera_tensor_free(tessera_tensor_t *tensor) { delete tensor; }
+
+namespace {
+
+// Host copies through the owning plugin; tensors of host memory no plugin
+// owns (imported kDLCPU without a matching device) are plain memcpy.
+tessera_status_t *tensorCopy(const tessera_tensor_t *tensor, void *host, uint64_t size, bool toDevice) {
+  if (size != tensor->sizeBytes)
+    return makeStatus(TESSERA_STATUS_INVALID_ARGUMENT, "tensor copy of " + std::to_string(size) +
+                                                           " bytes; the tensor holds " +
+                                                           std::to_string(tensor->sizeBytes));
+  tessera_device_t *device = tensor->storage->device();
+  if (!device) {
+    if (tensor->deviceKind != TESSERA_DEVICE_KIND_CPU)
+      return makeStatus(TESSERA_STATUS_UNSUPPORTED, "tensor memory belongs to a device no plugin owns");
+    if (toDevice)
+      std::memcpy(tensor->data, host, size);
+    else
+      std::memcpy(host, tensor->data, size);
+    return nullptr;
+  }
+  if (device->kind == TESSERA_DEVICE_KIND_CPU) {
+    if (toDevice)
+      std::memcpy(tensor->data, host, size);
+    else
+      std::memcpy(host, tensor->data, size);
+    return nullptr;
+  }
+  plugin::Plugin *p = device->plugin;
+  tessera_backend_buffer_t *buffer = tensor->storage->backendBuffer();
+  if (!buffer)
+    return makeStatus(TESSERA_STATUS_UNSUPPORTED, "copies into imported device tensors are not supported");
+  uint64_t offset = static_cast<uint64_t>(static_cast<char *>(tensor->data) -
+                                          static_cast<char *>(tensor->storage->data()));
+  if (toDevice) {
+    auto fn = p->slot(&tessera_backend_api_t::buffer_copy_from_host);
+    if (!fn)
+      return makeStatus(TESSERA_STATUS_UNSUPPORTED, "plugin '" + p->name() + "' cannot copy to the device");
+    return fn(p->instance(), buffer, offset, host, size);
+  }
+  auto fn = p->slot(&tessera_backend_api_t::buffer_copy_to_host);
+  if (!fn)
+    return makeStatus(TESSERA_STATUS_UNSUPPORTED, "plugin '" + p->name() + "' cannot copy from the device");
+  return fn(p->instance(), buffer, offset, host, size);
+}
+
+} // namespace
+
+TESSERA_EXPORT tessera_status_t *tessera_tensor_copy_from_host(tessera_tensor_t *tensor, const void *src,
+                                                               uint64_t size_bytes) {
+  TESSERA_API_REQUIRE(tensor);
+  TESSERA_API_REQUIRE(src);
+  TESSERA_API_GUARD({ return tensorCopy(tensor, const_cast<void *>(src), size_bytes, true); })
+}
+
+TESSERA_EXPORT tessera_status_t *tessera_tensor_copy_to_host(const tessera_tensor_t *tensor, void *dst,
+                                                             uint64_t size_bytes) {
+  TESSERA_API_REQUIRE(tensor);
+  TESSERA_API_REQUIRE(dst);
+  TESSERA_API_GUARD({ return tensorCopy(tensor, dst, size_bytes, false); })
+}
 
 TESSERA_EXPORT tessera_status_t *tessera_tensor_from_dlpack(tessera_context_t *context, DLManagedTensor *managed,
                                                             tessera_tensor_t **out_tensor) {

@@ -199,3 +199,19 @@ TEST_F(TensorTest, ImportHonoursByteOffset) {
 }
 
 } // namespace
+
+namespace {
+
+TEST_F(TensorTest, HostCopiesCheckTheSize) {
+  int64_t shape[] = {2, 3};
+  tessera_tensor_t *t = nullptr;
+  TESSERA_ASSERT_OK(tessera_tensor_create(cpu, TESSERA_DTYPE_F32, 2, shape, &t));
+  float in[6] = {1.5f, -2, 3, 4.25f, 5, -6}, out[6] = {};
+  TESSERA_ASSERT_OK(tessera_tensor_copy_from_host(t, in, sizeof(in)));
+  TESSERA_ASSERT_OK(tessera_tensor_copy_to_host(t, out, sizeof(out)));
+  EXPECT_EQ(0, std::memcmp(in, out, sizeof(in)));
+  EXPECT_EQ(statusCode(tessera_tensor_copy_from_host(t, in, 8)), TESSERA_STATUS_INVALID_ARGUMENT);
+  tessera_tensor_free(t);
+}
+
+} // namespace

@@ -263,6 +263,16 @@ TESSERA_EXPORT tessera_status_t *tessera_tensor_create(tessera_device_t *device,
                                                        tessera_tensor_t **out_tensor);
 TESSERA_EXPORT tessera_status_t *tessera_tensor_get_info(const tessera_tensor_t *tensor,
                                                          tessera_tensor_info_t *out_info);
+/* Copies size_bytes (must equal the tensor's size) from host memory into the
+ * tensor, wherever it lives. Synchronous. Not thread-safe with other writes
+ * to the same tensor.
+ * Errors: INVALID_ARGUMENT (size), UNSUPPORTED (memory of a device no plugin
+ * owns), DEVICE_ERROR. */
+TESSERA_EXPORT tessera_status_t *tessera_tensor_copy_from_host(tessera_tensor_t *tensor, const void *src,
+                                                               uint64_t size_bytes);
+/* Copies the whole tensor (size_bytes must equal its size) into host memory. */
+TESSERA_EXPORT tessera_status_t *tessera_tensor_copy_to_host(const tessera_tensor_t *tensor, void *dst,
+                                                             uint64_t size_bytes);
 /* Frees a tensor (and calls the DLPack deleter of an imported one); NULL is a no-op. */
 TESSERA_EXPORT void tessera_tensor_free(tessera_tensor_t *tensor);
 /*
