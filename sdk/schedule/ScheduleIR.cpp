@@ -333,7 +333,7 @@ public:
     }
     if (std::isdigit(static_cast<unsigned char>(c)) ||
         (c == '-' && pos_ + 1 < text_.size() &&
-         (std::isdigit(static_cast<unsigned char>(text_[pos_ + 1])) || text_[pos_ + 1] == 'i') && numberContext)) {
+         (std::isdigit(static_cast<unsigned char>(text_[pos_ + 1])) || text_[pos_ + 1] == 'i'))) {
       t.kind = Token::Kind::Int;
       if (c == '-')
         t.text += take();
@@ -378,8 +378,6 @@ public:
     t.text = std::string(1, take());
     return t;
   }
-
-  bool numberContext = true; // '-' followed by a digit starts a number
 
 private:
   void skipSpace() {
@@ -565,9 +563,7 @@ private:
         lhs = IndexExpr::binary(IndexExpr::Kind::Add, std::move(lhs), IndexExpr::constant(v));
         continue;
       }
-      lexer_.numberContext = false;
       advance();
-      lexer_.numberContext = true;
       IndexExpr rhs;
       if (!parseTerm(rhs, depth))
         return false;

@@ -80,6 +80,40 @@ TEST(ScheduleIR, EvaluatesIndexWithFlooredDivision) {
   EXPECT_EQ(evalIndex(m, three, par, inner, nullptr), 2);
 }
 
+TEST(ScheduleIR, NegativeConstantsRoundTrip) {
+  Program p;
+  Kernel k;
+  k.name = "neg";
+  k.operands.push_back({OperandRole::In, TESSERA_DTYPE_F32, {IndexExpr::constant(8)}});
+  k.operands.push_back({OperandRole::Out, TESSERA_DTYPE_F32, {IndexExpr::constant(8)}});
+  k.parallel = {IndexExpr::constant(8)};
+  Stage s;
+  Instr load;
+  load.result = 0;
+  load.dtype = TESSERA_DTYPE_F32;
+  load.op = Op::Load;
+  load.operand = 0;
+  load.index = {IndexExpr::parallel(0) - IndexExpr::constant(-1) + IndexExpr::constant(-3)};
+  load.mask = std::make_unique<IndexExpr>(IndexExpr::binary(IndexExpr::Kind::Le, IndexExpr::constant(-2),
+                                                            IndexExpr::parallel(0) * IndexExpr::constant(-1)));
+  load.fallback = -2.5;
+  Instr store;
+  store.isStore = true;
+  store.operand = 1;
+  store.index = {IndexExpr::parallel(0)};
+  store.args = {0};
+  s.body.push_back(std::move(load));
+  s.body.push_back(std::move(store));
+  k.stages.push_back(std::move(s));
+  p.kernels.push_back(std::move(k));
+  std::string text = printProgram(p);
+  Program q;
+  ParseError err;
+  ASSERT_TRUE(parseProgram(text, &q, &err)) << err.str() << "\n" << text;
+  EXPECT_EQ(printProgram(q), text);
+  EXPECT_TRUE(q.kernels[0].stages[0].body[0].index[0] == p.kernels[0].stages[0].body[0].index[0]);
+}
+
 struct BadCase {
   const char *text;
   const char *message;
