@@ -1,0 +1,57 @@
+// Host-side tensors for the conformance suite: exact random values per
+// dtype, encoding/decoding of narrow floats, and tolerances.
+#ifndef TESSERA_CONFORMANCE_HOSTTENSOR_H
+#define TESSERA_CONFORMANCE_HOSTTENSOR_H
+
+#include "tessera/tessera.h"
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace tessera::conformance {
+
+// How to draw an input.
+enum class InputKind {
+  Normal,   // nonzero values of both signs, exactly representable in the dtype
+  Positive, // nonzero positive values (log, sqrt, pow bases)
+  Index,    // integers in [0, bound)
+  Bool,     // 0/1
+};
+
+struct HostTensor {
+  tessera_dtype_t dtype = TESSERA_DTYPE_F32;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes; // dense row-major storage encoding
+
+  int64_t elements() const;
+  double get(int64_t i) const; // decoded value
+};
+
+size_t dtypeBytes(tessera_dtype_t dtype);
+const char *dtypeText(tessera_dtype_t dtype);
+
+// Random values that every dtype represents exactly (so inputs are the same
+// for the backend and the float64 reference).
+HostTensor randomTensor(tessera_dtype_t dtype, std::vector<int64_t> shape, InputKind kind, int64_t bound,
+                        std::mt19937_64 &rng);
+
+// Decodes IEEE half, bfloat16 and OCP FP8 (E4M3FN, E5M2) bit patterns.
+double decodeHalf(uint16_t bits);
+double decodeBFloat16(uint16_t bits);
+double decodeF8E4M3(uint8_t bits);
+double decodeF8E5M2(uint8_t bits);
+
+// Tolerance for comparing a backend result with the reference: a value
+// passes when |got - want| <= atol + rtol * |want|. Narrow floats are loose
+// because fused kernels keep intermediates in f32 (docs/compiler.md).
+struct Tolerance {
+  double rtol;
+  double atol;
+};
+Tolerance toleranceFor(tessera_dtype_t dtype);
+
+} // namespace tessera::conformance
+
+#endif // TESSERA_CONFORMANCE_HOSTTENSOR_H
