@@ -9,7 +9,10 @@ packages=(
   libgtest-dev libgmock-dev
   llvm-19-dev llvm-19-tools        # LLVM 19 (CPU codegen), FileCheck and lit
   abigail-tools                    # abidw/abidiff for the ABI baseline
-  python3 python3-numpy python3-pytest
+  libonnx-dev libprotobuf-dev libonnx-testdata   # ONNX import and its backend test data
+  python3 python3-numpy python3-pytest python3-venv
+  libopenblas0-pthread                           # NumPy's BLAS: the GEMM benchmark's peer
+  python3-torch python3-sklearn python3-matplotlib # PyTorch references, digits data, plots
 )
 
 missing=()

@@ -1,21 +1,54 @@
-// The CPU backend plugin: host threads, host memory. Its entry point is the
-// only exported symbol (sdk/plugin.map).
+// The CPU backend plugin: host threads, host memory, LLVM ORC JIT code
+// generation (Codegen.h), a packed GEMM path (Gemm.h), a thread pool
+// (ThreadPool.h) and an analytic cost model (CostModel.h). Its entry point is
+// the only exported symbol (sdk/plugin.map).
+//
+// Launch is synchronous: `launch` returns when the kernel has run on all
+// threads, so `synchronize` has nothing to wait for. Threads per launch:
+// launch args num_threads, else TESSERA_NUM_THREADS, else the number of cores.
+#include "Codegen.h"
+#include "CostModel.h"
+#include "Gemm.h"
 #include "HostCpu.h"
+#include "ThreadPool.h"
 
 #include "tessera/sdk/backend_sdk.h"
+#include "tessera/sdk/schedule_ir.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <new>
+#include <string>
+#include <vector>
 
 struct tessera_backend_plugin_t {
-  const tessera_backend_host_t *host;
+  const tessera_backend_host_t *host = nullptr;
   tessera::cpu::HostCpu cpu;
+  unsigned defaultThreads = 1;
+  tessera::cpu::MachineModel machine;
+  std::mutex poolMutex;
+  std::unique_ptr<tessera::cpu::ThreadPool> pool;
+  std::mutex costReasonsMutex;
+  std::vector<std::unique_ptr<std::string>> costReasons;
 };
 
 struct tessera_backend_buffer_t {
   void *data;
   uint64_t size;
+};
+
+struct tessera_backend_executable_t {
+  std::string text; // the Schedule IR, re-JITed by executable_load
+  tessera::schedule::Program program;
+  tessera::cpu::TargetInfo target;
+  bool runnable = false;
+  std::string notRunnable;
+  std::unique_ptr<tessera::cpu::JitProgram> jit;
+  std::vector<bool> gemm;
+  std::vector<tessera::cpu::GemmForm> forms;
 };
 
 namespace {
@@ -25,11 +58,15 @@ using tessera::sdk::makeStatus;
 constexpr size_t kBufferAlignment = 64; // one cache line; AVX-512 vector width
 
 tessera_status_t *initialize(const tessera_backend_host_t *host, tessera_backend_plugin_t **out_plugin) {
-  auto *plugin = new (std::nothrow) tessera_backend_plugin_t{host, {}};
+  auto *plugin = new (std::nothrow) tessera_backend_plugin_t();
+  if (plugin)
+    plugin->host = host;
   if (!plugin)
     return makeStatus(host, TESSERA_STATUS_OUT_OF_MEMORY, "cpu: out of memory");
   try {
     plugin->cpu = tessera::cpu::detectHostCpu();
+    plugin->defaultThreads = tessera::cpu::defaultThreadCount();
+    plugin->machine = tessera::cpu::hostMachineModel();
   } catch (...) {
     delete plugin;
     return makeStatus(host, TESSERA_STATUS_INTERNAL, "cpu: failed to read the host CPU description");
@@ -68,7 +105,10 @@ tessera_status_t *bufferAllocate(tessera_backend_plugin_t *plugin, uint32_t ordi
                                  tessera_backend_buffer_t **out_buffer) {
   if (ordinal != 0)
     return makeStatus(plugin->host, TESSERA_STATUS_NOT_FOUND, "cpu: no device %u", ordinal);
+  // Zero-byte buffers (empty tensors) still get a valid, unique pointer.
   uint64_t rounded = (size + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
+  if (rounded == 0)
+    rounded = kBufferAlignment;
   void *data = rounded >= size ? std::aligned_alloc(kBufferAlignment, rounded) : nullptr;
   if (!data)
     return makeStatus(plugin->host, TESSERA_STATUS_OUT_OF_MEMORY, "cpu: cannot allocate %llu bytes",
@@ -90,14 +130,18 @@ tessera_status_t *bufferFree(tessera_backend_plugin_t *, tessera_backend_buffer_
   return nullptr;
 }
 
-tessera_status_t *bufferDevicePointer(tessera_backend_plugin_t *, const tessera_backend_buffer_t *buffer,
+tessera_status_t *bufferDevicePointer(tessera_backend_plugin_t *plugin, const tessera_backend_buffer_t *buffer,
                                       void **out_pointer) {
+  if (!buffer || !out_pointer)
+    return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: null buffer");
   *out_pointer = buffer->data;
   return nullptr;
 }
 
 tessera_status_t *checkRange(tessera_backend_plugin_t *plugin, const tessera_backend_buffer_t *buffer,
                              uint64_t offset, uint64_t size) {
+  if (!buffer)
+    return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: null buffer");
   if (offset > buffer->size || size > buffer->size - offset)
     return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: copy outside the buffer");
   return nullptr;
@@ -119,6 +163,448 @@ tessera_status_t *bufferCopyToHost(tessera_backend_plugin_t *plugin, const tesse
   return nullptr;
 }
 
+// ---- Compile ------------------------------------------------------------------
+
+namespace sir = tessera::schedule;
+using tessera::cpu::TargetInfo;
+
+// Extra checks beyond validateProgram that the code generator relies on.
+std::string checkSupported(const sir::Program &program) {
+  for (const sir::Kernel &k : program.kernels) {
+    for (const sir::Stage &s : k.stages)
+      for (const sir::Instr &in : s.body)
+        if (!in.isStore && in.op == sir::Op::Acc)
+          return "kernel \"" + k.name + "\": op 'acc' is reserved";
+    std::vector<int64_t> tile = k.knobInts("tile");
+    for (int64_t t : tile)
+      if (t < 0)
+        return "kernel \"" + k.name + "\": negative tile size";
+  }
+  if (program.kernels.size() > 100000)
+    return "too many kernels";
+  return {};
+}
+
+bool wantsStage(const char *stages, const char *stage) {
+  if (!stages)
+    return false;
+  std::string list = std::string(",") + stages + ",";
+  for (char &c : list)
+    if (c == ' ')
+      c = ',';
+  return list.find(std::string(",") + stage + ",") != std::string::npos ||
+         list.find(",all,") != std::string::npos;
+}
+
+// Parses, JITs and fills an executable; returns an error status or null.
+tessera_status_t *buildExecutable(tessera_backend_plugin_t *plugin, std::string text, const TargetInfo &target,
+                                  unsigned optLevel, const tessera_backend_compile_args_t *dumpArgs,
+                                  tessera_status_code_t parseErrorCode,
+                                  tessera_backend_executable_t **out) {
+  auto exe = std::make_unique<tessera_backend_executable_t>();
+  sir::ParseError perr;
+  if (!sir::parseProgram(text, &exe->program, &perr))
+    return makeStatus(plugin->host, parseErrorCode, "cpu: invalid Schedule IR: %s", perr.str().c_str());
+  if (std::string problem = checkSupported(exe->program); !problem.empty())
+    return makeStatus(plugin->host, TESSERA_STATUS_UNSUPPORTED, "cpu: %s", problem.c_str());
+  exe->text = std::move(text);
+  exe->target = target;
+  exe->runnable = tessera::cpu::runnableOnHost(target, &exe->notRunnable);
+  tessera::cpu::CompileOptions options;
+  options.target = target;
+  options.optLevel = optLevel;
+  if (dumpArgs && dumpArgs->dump) {
+    options.dumpTile = wantsStage(dumpArgs->dump_stages, "tile");
+    options.dumpTarget = wantsStage(dumpArgs->dump_stages, "target");
+    tessera_backend_dump_fn_t fn = dumpArgs->dump;
+    void *user = dumpArgs->dump_user_data;
+    options.dump = [fn, user](const char *stage, const std::string &t) { fn(user, stage, t.c_str(), t.size()); };
+  }
+  std::string error;
+  exe->jit = tessera::cpu::JitProgram::compile(exe->program, options, &error);
+  if (!exe->jit)
+    return makeStatus(plugin->host, TESSERA_STATUS_INTERNAL, "cpu: code generation failed: %s", error.c_str());
+  for (const sir::Kernel &k : exe->program.kernels) {
+    tessera::cpu::GemmForm form;
+    exe->gemm.push_back(tessera::cpu::matchGemmForm(k, &form, nullptr));
+    exe->forms.push_back(form);
+  }
+  *out = exe.release();
+  return nullptr;
+}
+
+tessera_status_t *compile(tessera_backend_plugin_t *plugin, const tessera_backend_compile_args_t *args,
+                          tessera_backend_executable_t **out_executable) try {
+  if (!args || !out_executable || args->struct_size < offsetof(tessera_backend_compile_args_t, dump_stages) ||
+      (!args->program && args->program_size))
+    return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: compile: missing arguments");
+  *out_executable = nullptr;
+  if (!args->program_format || std::strcmp(args->program_format, sir::kProgramFormat) != 0)
+    return makeStatus(plugin->host, TESSERA_STATUS_UNSUPPORTED, "cpu: unsupported program format '%s' (expected %s)",
+                      args->program_format ? args->program_format : "(null)", sir::kProgramFormat);
+  const char *arch = nullptr, *features = nullptr;
+  if (args->target && args->target->struct_size >= offsetof(tessera_device_description_t, architecture) + sizeof(void *))
+    arch = args->target->architecture;
+  if (args->target && args->target->struct_size >= TESSERA_DEVICE_DESCRIPTION_STRUCT_SIZE)
+    features = args->target->features;
+  TargetInfo target;
+  std::string error;
+  if (!tessera::cpu::resolveTarget(arch, features, &target, &error))
+    return makeStatus(plugin->host, TESSERA_STATUS_UNSUPPORTED, "cpu: %s", error.c_str());
+  std::string text(static_cast<const char *>(args->program), args->program_size);
+  bool hasDump = args->struct_size >= TESSERA_BACKEND_COMPILE_ARGS_STRUCT_SIZE;
+  // Host levels 0..3 (2 = default): 2 and 3 run LLVM's O3 pipeline with the
+  // vectorizers; 0 and 1 run O1 (fast compiles, still usable kernels).
+  unsigned opt = args->opt_level >= 2 ? 3 : 1;
+  return buildExecutable(plugin, std::move(text), target, opt, hasDump ? args : nullptr,
+                         TESSERA_STATUS_INVALID_ARGUMENT, out_executable);
+} catch (const std::bad_alloc &) {
+  return makeStatus(plugin->host, TESSERA_STATUS_OUT_OF_MEMORY, "cpu: out of memory while compiling");
+} catch (const std::exception &e) {
+  return makeStatus(plugin->host, TESSERA_STATUS_INTERNAL, "cpu: compile failed: %s", e.what());
+}
+
+tessera_status_t *executableDestroy(tessera_backend_plugin_t *, tessera_backend_executable_t *executable) {
+  delete executable;
+  return nullptr;
+}
+
+// ---- Serialize / load -----------------------------------------------------------
+//
+// Layout (little-endian): magic "TSRCPUJ1", u32 format version, then four
+// length-prefixed (u32) strings: architecture, LLVM CPU, LLVM features,
+// Schedule IR text (u64 length), then an FNV-1a 64-bit checksum of all
+// preceding bytes. Loading re-JITs the Schedule IR for the recorded target.
+
+constexpr char kMagic[8] = {'T', 'S', 'R', 'C', 'P', 'U', 'J', '1'};
+constexpr uint32_t kFormatVersion = 1;
+
+uint64_t fnv1a(const uint8_t *data, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; ++i) {
+    h ^= data[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+tessera_status_t *executableSerialize(tessera_backend_plugin_t *plugin, const tessera_backend_executable_t *exe,
+                                      void **out_data, size_t *out_size) try {
+  if (!exe || !out_data || !out_size)
+    return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: serialize: missing arguments");
+  std::string bytes(kMagic, sizeof(kMagic));
+  auto put32 = [&](uint32_t v) { bytes.append(reinterpret_cast<const char *>(&v), 4); };
+  auto put64 = [&](uint64_t v) { bytes.append(reinterpret_cast<const char *>(&v), 8); };
+  put32(kFormatVersion);
+  for (const std::string *s : {&exe->target.architecture, &exe->target.cpu, &exe->target.features}) {
+    put32(static_cast<uint32_t>(s->size()));
+    bytes += *s;
+  }
+  put64(exe->text.size());
+  bytes += exe->text;
+  put64(fnv1a(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
+  void *mem = plugin->host->allocate(plugin->host->allocator_data, bytes.size(), 16);
+  if (!mem)
+    return makeStatus(plugin->host, TESSERA_STATUS_OUT_OF_MEMORY, "cpu: serialize: out of memory");
+  std::memcpy(mem, bytes.data(), bytes.size());
+  *out_data = mem;
+  *out_size = bytes.size();
+  return nullptr;
+} catch (const std::exception &e) {
+  return makeStatus(plugin->host, TESSERA_STATUS_INTERNAL, "cpu: serialize failed: %s", e.what());
+}
+
+tessera_status_t *executableLoad(tessera_backend_plugin_t *plugin, const tessera_backend_load_args_t *args,
+                                 tessera_backend_executable_t **out_executable) try {
+  if (!args || !out_executable || args->struct_size < TESSERA_BACKEND_LOAD_ARGS_STRUCT_SIZE ||
+      (!args->data && args->size))
+    return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: load: missing arguments");
+  *out_executable = nullptr;
+  if (args->device_ordinal != 0)
+    return makeStatus(plugin->host, TESSERA_STATUS_NOT_FOUND, "cpu: no device %d", args->device_ordinal);
+  const uint8_t *p = static_cast<const uint8_t *>(args->data);
+  size_t n = args->size, pos = 0;
+  auto corrupt = [&](const char *what) {
+    return makeStatus(plugin->host, TESSERA_STATUS_CORRUPT_DATA, "cpu: serialized executable is damaged: %s", what);
+  };
+  if (n < sizeof(kMagic) + 4 || std::memcmp(p, kMagic, sizeof(kMagic)) != 0)
+    return corrupt("not a CPU executable (bad magic)");
+  pos = sizeof(kMagic);
+  uint32_t version;
+  std::memcpy(&version, p + pos, 4);
+  pos += 4;
+  if (version != kFormatVersion)
+    return makeStatus(plugin->host, TESSERA_STATUS_INCOMPATIBLE_VERSION,
+                      "cpu: serialized executable has format version %u; this plugin reads %u", version,
+                      kFormatVersion);
+  if (n < pos + 8)
+    return corrupt("truncated");
+  uint64_t stored;
+  std::memcpy(&stored, p + n - 8, 8);
+  if (fnv1a(p, n - 8) != stored)
+    return corrupt("checksum mismatch");
+  std::string fields[3];
+  for (std::string &f : fields) {
+    uint32_t len;
+    if (n - 8 < pos + 4)
+      return corrupt("truncated");
+    std::memcpy(&len, p + pos, 4);
+    pos += 4;
+    if (n - 8 < pos + len)
+      return corrupt("truncated");
+    f.assign(reinterpret_cast<const char *>(p + pos), len);
+    pos += len;
+  }
+  uint64_t textLen;
+  if (n - 8 < pos + 8)
+    return corrupt("truncated");
+  std::memcpy(&textLen, p + pos, 8);
+  pos += 8;
+  if (textLen != n - 8 - pos)
+    return corrupt("length mismatch");
+  std::string text(reinterpret_cast<const char *>(p + pos), textLen);
+  TargetInfo target;
+  std::string error;
+  if (!tessera::cpu::resolveTarget(fields[0].c_str(), nullptr, &target, &error))
+    return makeStatus(plugin->host, TESSERA_STATUS_INCOMPATIBLE_VERSION, "cpu: %s", error.c_str());
+  target.cpu = fields[1];
+  target.features = fields[2];
+  std::string why;
+  if (!tessera::cpu::runnableOnHost(target, &why))
+    return makeStatus(plugin->host, TESSERA_STATUS_INCOMPATIBLE_VERSION, "cpu: cannot load here: %s", why.c_str());
+  return buildExecutable(plugin, std::move(text), target, 3, nullptr, TESSERA_STATUS_CORRUPT_DATA, out_executable);
+} catch (const std::bad_alloc &) {
+  return makeStatus(plugin->host, TESSERA_STATUS_OUT_OF_MEMORY, "cpu: out of memory while loading");
+} catch (const std::exception &e) {
+  return makeStatus(plugin->host, TESSERA_STATUS_INTERNAL, "cpu: load failed: %s", e.what());
+}
+
+// ---- Launch -------------------------------------------------------------------
+
+// More threads than this are never useful on one host and would only cost
+// thread creation; larger requests are clamped.
+constexpr unsigned kMaxThreads = 256;
+
+tessera::cpu::ThreadPool &poolOf(tessera_backend_plugin_t *plugin) {
+  std::lock_guard<std::mutex> lock(plugin->poolMutex);
+  if (!plugin->pool)
+    plugin->pool = std::make_unique<tessera::cpu::ThreadPool>();
+  return *plugin->pool;
+}
+
+// Default tiles: grow the tile from the innermost loop outwards to about
+// 16K points x inner work, then split further while there are fewer than
+// four tiles per thread.
+std::vector<int64_t> chooseTiles(const sir::Kernel &k, const std::vector<int64_t> &extent, const int64_t *symbols,
+                                 const std::vector<int64_t> &parZero, unsigned threads) {
+  const size_t np = extent.size();
+  std::vector<int64_t> knob = k.knobInts("tile");
+  if (knob.size() == np) {
+    std::vector<int64_t> t(np);
+    for (size_t d = 0; d < np; ++d)
+      t[d] = std::max<int64_t>(1, std::min<int64_t>(knob[d] == 0 ? extent[d] : knob[d], std::max<int64_t>(1, extent[d])));
+    return t;
+  }
+  double work = 0;
+  for (const sir::Stage &s : k.stages) {
+    double w = 1;
+    for (const sir::IndexExpr &e : s.inner)
+      w *= std::max<int64_t>(1, sir::evalIndex(e, symbols, parZero.data(), nullptr, nullptr));
+    work += w * std::max<size_t>(1, s.body.size());
+  }
+  work = std::max(work, 1.0);
+  std::vector<int64_t> t(np, 1);
+  double acc = work;
+  const double target = 16384.0 * 4;
+  for (size_t d = np; d-- > 0;) {
+    int64_t want = static_cast<int64_t>(std::max(1.0, target / acc));
+    t[d] = std::max<int64_t>(1, std::min(want, extent[d]));
+    acc *= double(t[d]);
+    if (t[d] < extent[d])
+      break;
+  }
+  auto tiles = [&] {
+    int64_t n = 1;
+    for (size_t d = 0; d < np; ++d)
+      n *= (extent[d] + t[d] - 1) / t[d];
+    return n;
+  };
+  for (int guard = 0; guard < 64 && tiles() < int64_t(threads) * 4; ++guard) {
+    size_t d = 0;
+    while (d < np && t[d] == 1)
+      ++d;
+    if (d == np)
+      break;
+    t[d] = (t[d] + 1) / 2;
+  }
+  return t;
+}
+
+// Cache blocking of the GEMM path; knobs mc/kc/nc (schedule-search hints)
+// override the defaults.
+tessera::cpu::GemmBlocking gemmBlocking(const sir::Kernel &k) {
+  tessera::cpu::GemmBlocking b;
+  // Clamped so the per-thread C block stays small (<= 16 MiB).
+  b.mc = std::clamp<int64_t>(k.knobInt("mc", b.mc), 1, 2048);
+  b.kc = std::clamp<int64_t>(k.knobInt("kc", b.kc), 1, 8192);
+  b.nc = std::clamp<int64_t>(k.knobInt("nc", b.nc), 1, 2048);
+  return b;
+}
+
+tessera_status_t *launch(tessera_backend_plugin_t *plugin, const tessera_backend_launch_args_t *args) try {
+  if (!args || args->struct_size < offsetof(tessera_backend_launch_args_t, num_scalars) + sizeof(size_t) ||
+      !args->executable)
+    return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: launch: missing arguments");
+  if (args->device_ordinal != 0)
+    return makeStatus(plugin->host, TESSERA_STATUS_NOT_FOUND, "cpu: no device %u", args->device_ordinal);
+  const tessera_backend_executable_t *exe = args->executable;
+  if (!exe->runnable)
+    return makeStatus(plugin->host, TESSERA_STATUS_UNSUPPORTED, "cpu: executable compiled for another CPU: %s",
+                      exe->notRunnable.c_str());
+  if (args->kernel_index >= exe->program.kernels.size())
+    return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: kernel index %u out of range (%zu kernels)",
+                      args->kernel_index, exe->program.kernels.size());
+  const sir::Kernel &k = exe->program.kernels[args->kernel_index];
+  const size_t nsym = exe->program.symbols.size();
+  if (args->num_buffers != k.operands.size() || (k.operands.size() && !args->buffers))
+    return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: kernel \"%s\" takes %zu buffers, got %zu",
+                      k.name.c_str(), k.operands.size(), args->num_buffers);
+  if (args->num_scalars < nsym || (nsym && !args->scalars))
+    return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: kernel \"%s\" needs %zu scalars, got %zu",
+                      k.name.c_str(), nsym, args->num_scalars);
+  const size_t np = k.parallel.size();
+  std::vector<int64_t> scalars(nsym + np, 1);
+  for (size_t i = 0; i < nsym; ++i)
+    scalars[i] = args->scalars[i];
+  std::vector<void *> buffers(k.operands.size());
+  for (size_t o = 0; o < k.operands.size(); ++o) {
+    const tessera_backend_buffer_t *b = args->buffers[o];
+    if (!b)
+      return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: buffer %zu is null", o);
+    // The whole operand must lie inside its buffer.
+    unsigned __int128 bytes = tessera::schedule::dtypeSize(k.operands[o].dtype);
+    for (const sir::IndexExpr &e : k.operands[o].shape) {
+      int64_t dim = sir::evalIndex(e, scalars.data(), nullptr, nullptr, nullptr);
+      if (dim < 0)
+        return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT,
+                          "cpu: operand %zu of \"%s\" has a negative dimension", o, k.name.c_str());
+      bytes *= static_cast<uint64_t>(dim);
+      if (bytes > (unsigned __int128)UINT64_MAX)
+        bytes = (unsigned __int128)UINT64_MAX;
+    }
+    if (bytes > b->size)
+      return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT,
+                        "cpu: operand %zu of \"%s\" needs %llu bytes; its buffer has %llu", o, k.name.c_str(),
+                        static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(b->size));
+    buffers[o] = b->data;
+  }
+  unsigned threads = plugin->defaultThreads;
+  if (args->struct_size >= TESSERA_BACKEND_LAUNCH_ARGS_STRUCT_SIZE && args->num_threads)
+    threads = args->num_threads;
+  if (int64_t knob = k.knobInt("threads", 0); knob > 0 && knob < int64_t(threads))
+    threads = static_cast<unsigned>(knob);
+  threads = std::min(threads, kMaxThreads);
+  std::vector<int64_t> extent(np);
+  int64_t total = 1;
+  for (size_t d = 0; d < np; ++d) {
+    extent[d] = std::max<int64_t>(0, sir::evalIndex(k.parallel[d], scalars.data(), nullptr, nullptr, nullptr));
+    total = extent[d] == 0 ? 0 : total;
+  }
+  if (total == 0)
+    return nullptr;
+  tessera::cpu::ThreadPool &pool = poolOf(plugin);
+  const tessera::cpu::CompiledKernel &code = exe->jit->kernel(args->kernel_index);
+  if (exe->gemm[args->kernel_index] && code.epilogue &&
+      tessera::cpu::runGemm(k, exe->forms[args->kernel_index], code, buffers.data(), scalars.data(), nsym, pool,
+                            threads, gemmBlocking(k)))
+    return nullptr;
+  std::vector<int64_t> zero(np, 0);
+  std::vector<int64_t> tile = chooseTiles(k, extent, scalars.data(), zero, threads);
+  int64_t tiles = 1;
+  for (size_t d = 0; d < np; ++d) {
+    scalars[nsym + d] = tile[d];
+    tiles *= (extent[d] + tile[d] - 1) / tile[d];
+  }
+  tessera::cpu::KernelFn fn = code.loop;
+  void **bufs = buffers.data();
+  const int64_t *sc = scalars.data();
+  pool.parallelFor(tiles, threads, 1, [&](int64_t begin, int64_t end) { fn(bufs, sc, begin, end); });
+  return nullptr;
+} catch (const std::bad_alloc &) {
+  return makeStatus(plugin->host, TESSERA_STATUS_OUT_OF_MEMORY, "cpu: out of memory in launch");
+} catch (const std::exception &e) {
+  return makeStatus(plugin->host, TESSERA_STATUS_INTERNAL, "cpu: launch failed: %s", e.what());
+}
+
+tessera_status_t *synchronize(tessera_backend_plugin_t *plugin, uint32_t ordinal) {
+  if (ordinal != 0)
+    return makeStatus(plugin->host, TESSERA_STATUS_NOT_FOUND, "cpu: no device %u", ordinal);
+  return nullptr; // launches are synchronous
+}
+
+// ---- Cost model -----------------------------------------------------------------
+
+tessera_status_t *estimateCost(tessera_backend_plugin_t *plugin, const tessera_backend_cost_query_t *query,
+                               tessera_backend_cost_estimate_t *out) try {
+  if (!query || !out || !query->program || query->struct_size < sizeof(tessera_backend_cost_query_t))
+    return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: cost query: missing arguments");
+  if (!query->program_format || std::strcmp(query->program_format, sir::kProgramFormat) != 0)
+    return makeStatus(plugin->host, TESSERA_STATUS_UNSUPPORTED, "cpu: unsupported program format");
+  sir::Program program;
+  sir::ParseError perr;
+  if (!sir::parseProgram(std::string(static_cast<const char *>(query->program), query->program_size), &program, &perr))
+    return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: invalid Schedule IR: %s",
+                      perr.str().c_str());
+  if (query->kernel_index >= program.kernels.size())
+    return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: kernel index %u out of range",
+                      query->kernel_index);
+  if (query->num_scalars < program.symbols.size() || (query->num_scalars && !query->scalars))
+    return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: cost query needs %zu scalars",
+                      program.symbols.size());
+  const char *arch = query->target && query->target->struct_size >= offsetof(tessera_device_description_t, features)
+                         ? query->target->architecture
+                         : nullptr;
+  const char *features = query->target && query->target->struct_size >= TESSERA_DEVICE_DESCRIPTION_STRUCT_SIZE
+                             ? query->target->features
+                             : nullptr;
+  TargetInfo target;
+  std::string error;
+  if (!tessera::cpu::resolveTarget(arch, features, &target, &error))
+    return makeStatus(plugin->host, TESSERA_STATUS_UNSUPPORTED, "cpu: %s", error.c_str());
+  tessera::cpu::CostResult r = tessera::cpu::estimateKernelCost(program, query->kernel_index, target, plugin->machine,
+                                                                query->scalars, query->num_scalars);
+  // Reasons must outlive the call (until shutdown): one string per distinct
+  // reason, owned by the plugin instance.
+  auto &reasons = plugin->costReasons;
+  const char *reason = nullptr;
+  if (!r.feasible) {
+    std::lock_guard<std::mutex> lock(plugin->costReasonsMutex);
+    for (const auto &s : reasons)
+      if (*s == r.reason)
+        reason = s->c_str();
+    if (!reason && reasons.size() < 1024) {
+      reasons.push_back(std::make_unique<std::string>(r.reason));
+      reason = reasons.back()->c_str();
+    }
+    if (!reason)
+      reason = "infeasible schedule";
+  }
+  tessera_backend_cost_estimate_t est{};
+  est.struct_size = sizeof(est);
+  est.feasible = r.feasible ? 1 : 0;
+  est.seconds = r.seconds;
+  est.flops = r.flops;
+  est.bytes = r.bytes;
+  est.reason = reason;
+  tessera::sdk::copyOut(out, est);
+  return nullptr;
+} catch (const std::exception &e) {
+  return makeStatus(plugin->host, TESSERA_STATUS_INTERNAL, "cpu: cost model failed: %s", e.what());
+}
+
+const tessera_backend_cost_model_extension_t kCostModel = {
+    {sizeof(tessera_backend_cost_model_extension_t), TESSERA_BACKEND_EXTENSION_COST_MODEL, nullptr}, estimateCost};
+
 tessera_backend_api_t makeApi() {
   tessera_backend_api_t api{};
   api.struct_size = sizeof(api);
@@ -132,7 +618,13 @@ tessera_backend_api_t makeApi() {
   api.shutdown = shutdown;
   api.device_count = deviceCount;
   api.device_get_info = deviceGetInfo;
-  // compile/executables/launch arrive with the CPU code generator.
+  api.extensions = &kCostModel.base;
+  api.compile = compile;
+  api.executable_destroy = executableDestroy;
+  api.executable_serialize = executableSerialize;
+  api.executable_load = executableLoad;
+  api.launch = launch;
+  api.synchronize = synchronize;
   api.buffer_allocate = bufferAllocate;
   api.buffer_free = bufferFree;
   api.buffer_device_pointer = bufferDevicePointer;

@@ -40,6 +40,25 @@ CudaDriver openDriver() {
   load(d.cuMemFree, "cuMemFree_v2");
   load(d.cuMemcpyHtoD, "cuMemcpyHtoD_v2");
   load(d.cuMemcpyDtoH, "cuMemcpyDtoH_v2");
+  load(d.cuModuleLoadData, "cuModuleLoadData");
+  load(d.cuModuleUnload, "cuModuleUnload");
+  load(d.cuModuleGetFunction, "cuModuleGetFunction");
+  load(d.cuFuncGetAttribute, "cuFuncGetAttribute");
+  load(d.cuLaunchKernel, "cuLaunchKernel");
+  load(d.cuCtxSynchronize, "cuCtxSynchronize");
+  load(d.cuStreamCreate, "cuStreamCreate");
+  load(d.cuStreamDestroy, "cuStreamDestroy_v2");
+  load(d.cuStreamSynchronize, "cuStreamSynchronize");
+  load(d.cuEventCreate, "cuEventCreate");
+  load(d.cuEventDestroy, "cuEventDestroy_v2");
+  load(d.cuEventRecord, "cuEventRecord");
+  load(d.cuEventSynchronize, "cuEventSynchronize");
+  // _v2 since CUDA 12.8; older drivers only have the original entry.
+  d.cuEventElapsedTime = reinterpret_cast<decltype(d.cuEventElapsedTime)>(dlsym(lib, "cuEventElapsedTime_v2"));
+  if (!d.cuEventElapsedTime)
+    load(d.cuEventElapsedTime, "cuEventElapsedTime");
+  load(d.cuMemsetD8, "cuMemsetD8_v2");
+  load(d.cuMemcpyDtoD, "cuMemcpyDtoD_v2");
   if (!missing.empty()) {
     d.unavailableReason = "CUDA driver too old: libcuda.so.1 lacks " + missing;
     return d;

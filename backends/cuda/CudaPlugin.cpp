@@ -1,9 +1,26 @@
 // The CUDA backend plugin: NVIDIA GPUs through the driver API. Loads without
-// a driver; the driver is opened at first use (device enumeration).
+// a driver or NVRTC; both are opened at first use (device enumeration,
+// compile) and their absence is reported as a status.
+//
+// compile: Schedule IR -> CUDA C++ (CudaCodegen) -> NVRTC -> cubin for the
+// device's architecture (sm_90a on Hopper) or the description's. The cubin
+// is loaded lazily per device at the first launch (cuModuleLoadData).
+// Executables serialize as magic/version + architecture + Schedule IR text +
+// cubin + checksum; load validates all of it and the architecture.
+#include "CostModel.h"
+#include "CudaCodegen.h"
 #include "CudaDriver.h"
+#include "Nvrtc.h"
 
 #include "tessera/sdk/backend_sdk.h"
+#include "tessera/sdk/schedule_ir.h"
 
+#include <algorithm>
+#include <array>
+#include <list>
+#include <cstring>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -19,6 +36,8 @@ struct Device {
   std::string features;
   uint64_t memoryBytes = 0;
   uint32_t smCount = 0;
+  CUstream stream = nullptr;   // created with the context; blocking, so the
+                               // synchronous copies order after launches
 };
 
 } // namespace
@@ -30,12 +49,30 @@ struct tessera_backend_plugin_t {
   std::string unavailableReason;
   std::vector<Device> devices;
   std::mutex contextMutex;
+  std::list<std::string> costReasons; // estimate reasons, alive until shutdown
 };
 
 struct tessera_backend_buffer_t {
   CUdeviceptr pointer;
   uint64_t size;
   uint32_t ordinal;
+};
+
+// A compiled program: the cubin plus what launching needs. The CUmodule is
+// loaded on first use per device.
+struct tessera_backend_executable_t {
+  tessera::schedule::Program program;
+  std::string sirText;
+  std::string architecture; // what the cubin was built for, e.g. "sm_90a"
+  std::vector<char> cubin;
+  std::vector<tessera::cuda::KernelPlan> plans;
+  struct Loaded {
+    CUmodule module = nullptr;
+    // Per kernel, per launch mode (Flat, Thread, Block, Gemm).
+    std::vector<std::array<CUfunction, 4>> functions;
+  };
+  std::mutex mutex;
+  std::map<uint32_t, Loaded> loaded;
 };
 
 namespace {
@@ -110,6 +147,15 @@ tessera_status_t *useDevice(tessera_backend_plugin_t *p, uint32_t ordinal) {
       if (r != CUDA_SUCCESS)
         return makeStatus(p->host, TESSERA_STATUS_DEVICE_ERROR, "cuda: cuDevicePrimaryCtxRetain: %s",
                           d.describe(r).c_str());
+      if ((r = d.cuCtxSetCurrent(dev.context)) == CUDA_SUCCESS)
+        r = d.cuStreamCreate(&dev.stream, CU_STREAM_DEFAULT);
+      if (r != CUDA_SUCCESS) {
+        d.cuDevicePrimaryCtxRelease(dev.handle);
+        dev.context = nullptr;
+        dev.stream = nullptr;
+        return makeStatus(p->host, TESSERA_STATUS_DEVICE_ERROR, "cuda: creating the device's stream: %s",
+                          d.describe(r).c_str());
+      }
     }
   }
   CUresult r = d.cuCtxSetCurrent(dev.context);
@@ -136,8 +182,11 @@ tessera_status_t *initialize(const tessera_backend_host_t *host, tessera_backend
 tessera_status_t *shutdown(tessera_backend_plugin_t *p) {
   const auto &d = cudaDriver();
   for (Device &dev : p->devices)
-    if (dev.context)
+    if (dev.context) {
+      if (dev.stream && d.cuCtxSetCurrent(dev.context) == CUDA_SUCCESS)
+        d.cuStreamDestroy(dev.stream);
       d.cuDevicePrimaryCtxRelease(dev.handle);
+    }
   delete p;
   return nullptr;
 }
@@ -227,6 +276,519 @@ tessera_status_t *bufferCopyToHost(tessera_backend_plugin_t *p, const tessera_ba
   return nullptr;
 }
 
+// ---- compile ----------------------------------------------------------------------
+
+namespace sir = tessera::schedule;
+using tessera::cuda::GeneratedProgram;
+using tessera::cuda::KernelPlan;
+using tessera::cuda::LaunchConfig;
+using tessera::cuda::LaunchMode;
+
+constexpr char kExecMagic[8] = {'T', 'S', 'R', 'C', 'U', 'D', 'A', '\x1a'};
+constexpr uint32_t kExecFormatVersion = 1;
+// Hopper's architecture-specific target is what a live sm_90 device gets
+// (wgmma/setmaxnreg need it); a description names its target exactly.
+constexpr const char *kDefaultArchitecture = "sm_90a";
+
+bool wantsStage(const tessera_backend_compile_args_t *args, const char *stage) {
+  if (!args->dump || !args->dump_stages)
+    return false;
+  std::string list = std::string(",") + args->dump_stages + ",";
+  return list.find(std::string(",") + stage + ",") != std::string::npos;
+}
+
+// Checks an architecture before NVRTC sees it, so an unknown one gets a
+// clear UNSUPPORTED naming what is supported.
+tessera_status_t *checkArchitecture(tessera_backend_plugin_t *p, const std::string &arch, int *sm, bool *specific) {
+  if (!tessera::cuda::parseArchitecture(arch, sm, specific))
+    return makeStatus(p->host, TESSERA_STATUS_UNSUPPORTED,
+                      "cuda: unknown architecture '%s' (expected sm_<NN>[a], e.g. sm_80, sm_90a)", arch.c_str());
+  if (*sm < 80)
+    return makeStatus(p->host, TESSERA_STATUS_UNSUPPORTED,
+                      "cuda: architecture '%s' is not supported: the generated code needs sm_80 or newer "
+                      "(bf16 conversions, tensor-core mma shapes)",
+                      arch.c_str());
+  std::vector<int> known = tessera::cuda::nvrtcSupportedArchs();
+  if (!known.empty() && std::find(known.begin(), known.end(), *sm) == known.end()) {
+    std::string list;
+    for (int k : known)
+      list += (list.empty() ? "sm_" : ", sm_") + std::to_string(k);
+    return makeStatus(p->host, TESSERA_STATUS_UNSUPPORTED, "cuda: %s does not know architecture '%s' (it knows %s)",
+                      tessera::cuda::nvrtcDescription().c_str(), arch.c_str(), list.c_str());
+  }
+  return nullptr;
+}
+
+tessera_status_t *generate(tessera_backend_plugin_t *p, tessera_backend_executable_t *exe, int sm, bool specific,
+                           GeneratedProgram *gen) {
+  tessera::cuda::CodegenOptions options;
+  options.smVersion = sm;
+  options.archSpecific = specific;
+  std::string error;
+  if (!tessera::cuda::generateProgram(exe->program, options, gen, &error))
+    return makeStatus(p->host, TESSERA_STATUS_UNSUPPORTED, "cuda: %s", error.c_str());
+  exe->plans = gen->kernels;
+  return nullptr;
+}
+
+tessera_status_t *compile(tessera_backend_plugin_t *p, const tessera_backend_compile_args_t *args,
+                          tessera_backend_executable_t **out) try {
+  if (!args || !out || !args->program)
+    return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT, "cuda: compile: missing arguments");
+  if (!args->program_format || std::strcmp(args->program_format, sir::kProgramFormat) != 0)
+    return makeStatus(p->host, TESSERA_STATUS_UNSUPPORTED, "cuda: unknown program format '%s' (expected %s)",
+                      args->program_format ? args->program_format : "(null)", sir::kProgramFormat);
+  auto exe = std::make_unique<tessera_backend_executable_t>();
+  exe->sirText.assign(static_cast<const char *>(args->program), args->program_size);
+  sir::ParseError perr;
+  if (!sir::parseProgram(exe->sirText, &exe->program, &perr))
+    return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT, "cuda: Schedule IR does not parse: %s",
+                      perr.str().c_str());
+  // Target: the live device's architecture, else the description's.
+  std::string arch;
+  if (args->device_ordinal >= 0) {
+    std::call_once(p->enumerated, enumerate, p);
+    if (static_cast<size_t>(args->device_ordinal) >= p->devices.size())
+      return makeStatus(p->host, p->devices.empty() ? TESSERA_STATUS_NO_DEVICE : TESSERA_STATUS_NOT_FOUND,
+                        "cuda: no device %d%s%s", args->device_ordinal, p->unavailableReason.empty() ? "" : ": ",
+                        p->unavailableReason.c_str());
+    arch = p->devices[args->device_ordinal].architecture;
+    if (arch == "sm_90")
+      arch = "sm_90a";
+  } else if (args->target && args->target->architecture && *args->target->architecture) {
+    arch = args->target->architecture;
+  } else {
+    arch = kDefaultArchitecture;
+  }
+  int sm = 0;
+  bool specific = false;
+  std::string why;
+  if (!tessera::cuda::nvrtcAvailable(&why))
+    return makeStatus(p->host, TESSERA_STATUS_MISSING_DEPENDENCY, "cuda: cannot compile: %s", why.c_str());
+  if (tessera_status_t *s = checkArchitecture(p, arch, &sm, &specific))
+    return s;
+  GeneratedProgram gen;
+  if (tessera_status_t *s = generate(p, exe.get(), sm, specific, &gen))
+    return s;
+  if (wantsStage(args, "tile")) {
+    std::string text;
+    for (const KernelPlan &k : gen.kernels) {
+      text += "kernel \"" + k.name + "\": modes thread" + std::string(k.block ? ", block" : "") +
+              (k.flat ? ", flat" : "") + (k.gemm.usable ? ", gemm (mma.sync)" : "");
+      if (!k.gemm.usable && !k.gemm.why.empty() && k.gemm.why != "not a matmul kernel")
+        text += "; no tensor-core path: " + k.gemm.why;
+      text += "\n";
+    }
+    text += "\n" + gen.source;
+    args->dump(args->dump_user_data, "tile", text.c_str(), text.size());
+  }
+  bool wantPtx = wantsStage(args, "target");
+  tessera::cuda::NvrtcResult r = tessera::cuda::nvrtcCompile(gen.source, "tessera_kernels.cu", arch, wantPtx);
+  switch (r.kind) {
+  case tessera::cuda::NvrtcResult::Kind::Ok: break;
+  case tessera::cuda::NvrtcResult::Kind::Missing:
+    return makeStatus(p->host, TESSERA_STATUS_MISSING_DEPENDENCY, "cuda: %s", r.message.c_str());
+  case tessera::cuda::NvrtcResult::Kind::BadArchitecture:
+    return makeStatus(p->host, TESSERA_STATUS_UNSUPPORTED, "cuda: NVRTC rejected architecture '%s': %s", arch.c_str(),
+                      r.message.c_str());
+  default:
+    // Generated code that does not compile is a bug in the generator.
+    return makeStatus(p->host, TESSERA_STATUS_INTERNAL, "cuda: NVRTC failed on generated code for %s: %.700s",
+                      arch.c_str(), r.message.c_str());
+  }
+  if (wantPtx) {
+    std::string text = "// " + tessera::cuda::nvrtcDescription() + ", " + arch + ", cubin " +
+                       std::to_string(r.cubin.size()) + " bytes\n" + r.ptx;
+    args->dump(args->dump_user_data, "target", text.c_str(), text.size());
+  }
+  exe->architecture = arch;
+  exe->cubin = std::move(r.cubin);
+  *out = exe.release();
+  return nullptr;
+} catch (const std::bad_alloc &) {
+  return makeStatus(p->host, TESSERA_STATUS_OUT_OF_MEMORY, "cuda: out of host memory while compiling");
+} catch (const std::exception &e) {
+  return makeStatus(p->host, TESSERA_STATUS_INTERNAL, "cuda: compile failed: %s", e.what());
+}
+
+tessera_status_t *executableDestroy(tessera_backend_plugin_t *p, tessera_backend_executable_t *exe) {
+  if (!exe)
+    return nullptr;
+  const auto &d = cudaDriver();
+  for (auto &[ordinal, l] : exe->loaded)
+    if (l.module && ordinal < p->devices.size() && !useDevice(p, ordinal))
+      d.cuModuleUnload(l.module);
+  delete exe;
+  return nullptr;
+}
+
+// ---- serialization ----------------------------------------------------------------
+
+uint64_t fnv1a(const char *data, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(data[i]);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+template <typename T> void put(std::string &out, T v) { out.append(reinterpret_cast<const char *>(&v), sizeof(v)); }
+
+tessera_status_t *executableSerialize(tessera_backend_plugin_t *p, const tessera_backend_executable_t *exe,
+                                      void **out, size_t *outSize) try {
+  if (!exe || !out || !outSize)
+    return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT, "cuda: serialize: missing arguments");
+  std::string bytes(kExecMagic, sizeof(kExecMagic));
+  put<uint32_t>(bytes, kExecFormatVersion);
+  put<uint32_t>(bytes, tessera::cuda::kCodegenVersion);
+  put<uint32_t>(bytes, static_cast<uint32_t>(exe->architecture.size()));
+  bytes += exe->architecture;
+  put<uint64_t>(bytes, exe->sirText.size());
+  bytes += exe->sirText;
+  put<uint64_t>(bytes, exe->cubin.size());
+  bytes.append(exe->cubin.data(), exe->cubin.size());
+  put<uint64_t>(bytes, fnv1a(bytes.data(), bytes.size()));
+  void *mem = p->host->allocate(p->host->allocator_data, bytes.size(), 16);
+  if (!mem)
+    return makeStatus(p->host, TESSERA_STATUS_OUT_OF_MEMORY, "cuda: out of memory");
+  std::memcpy(mem, bytes.data(), bytes.size());
+  *out = mem;
+  *outSize = bytes.size();
+  return nullptr;
+} catch (const std::exception &e) {
+  return makeStatus(p->host, TESSERA_STATUS_INTERNAL, "cuda: serialize failed: %s", e.what());
+}
+
+tessera_status_t *executableLoad(tessera_backend_plugin_t *p, const tessera_backend_load_args_t *args,
+                                 tessera_backend_executable_t **out) try {
+  if (!args || !out || (!args->data && args->size))
+    return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT, "cuda: load: missing arguments");
+  const char *data = static_cast<const char *>(args->data);
+  size_t n = args->size, pos = 0;
+  auto corrupt = [&](const char *what) {
+    return makeStatus(p->host, TESSERA_STATUS_CORRUPT_DATA, "cuda: executable is damaged: %s", what);
+  };
+  auto take = [&](void *dst, size_t len) {
+    if (len > n - pos)
+      return false;
+    std::memcpy(dst, data + pos, len);
+    pos += len;
+    return true;
+  };
+  char magic[sizeof(kExecMagic)];
+  if (!take(magic, sizeof(magic)) || std::memcmp(magic, kExecMagic, sizeof(magic)) != 0)
+    return corrupt("not a Tessera CUDA executable (bad magic)");
+  uint32_t format = 0, codegen = 0, archLen = 0;
+  if (!take(&format, 4) || !take(&codegen, 4))
+    return corrupt("truncated header");
+  if (format != kExecFormatVersion || codegen != tessera::cuda::kCodegenVersion)
+    return makeStatus(p->host, TESSERA_STATUS_INCOMPATIBLE_VERSION,
+                      "cuda: executable format %u / generator %u; this plugin reads %u / %u", format, codegen,
+                      kExecFormatVersion, tessera::cuda::kCodegenVersion);
+  if (n < sizeof(uint64_t) || fnv1a(data, n - sizeof(uint64_t)) != [&] {
+        uint64_t h;
+        std::memcpy(&h, data + n - sizeof(uint64_t), sizeof(h));
+        return h;
+      }())
+    return corrupt("checksum mismatch");
+  n -= sizeof(uint64_t);
+  auto exe = std::make_unique<tessera_backend_executable_t>();
+  if (!take(&archLen, 4) || archLen > 64 || archLen > n - pos)
+    return corrupt("bad architecture field");
+  exe->architecture.assign(data + pos, archLen);
+  pos += archLen;
+  uint64_t sirLen = 0, cubinLen = 0;
+  if (!take(&sirLen, 8) || sirLen > n - pos)
+    return corrupt("bad Schedule IR field");
+  exe->sirText.assign(data + pos, sirLen);
+  pos += sirLen;
+  if (!take(&cubinLen, 8) || cubinLen != n - pos || cubinLen == 0)
+    return corrupt("bad cubin field");
+  exe->cubin.assign(data + pos, data + pos + cubinLen);
+  sir::ParseError perr;
+  if (!sir::parseProgram(exe->sirText, &exe->program, &perr))
+    return corrupt("its Schedule IR does not parse");
+  int sm = 0;
+  bool specific = false;
+  if (!tessera::cuda::parseArchitecture(exe->architecture, &sm, &specific))
+    return corrupt("unknown architecture");
+  GeneratedProgram gen;
+  if (tessera_status_t *s = generate(p, exe.get(), sm, specific, &gen))
+    return s;
+  // The device must run this cubin.
+  std::call_once(p->enumerated, enumerate, p);
+  if (args->device_ordinal < 0 || static_cast<size_t>(args->device_ordinal) >= p->devices.size())
+    return makeStatus(p->host, p->devices.empty() ? TESSERA_STATUS_NO_DEVICE : TESSERA_STATUS_NOT_FOUND,
+                      "cuda: no device %d%s%s", args->device_ordinal, p->unavailableReason.empty() ? "" : ": ",
+                      p->unavailableReason.c_str());
+  const std::string &devArch = p->devices[args->device_ordinal].architecture;
+  if (!tessera::cuda::cubinRunsOn(exe->architecture, devArch))
+    return makeStatus(p->host, TESSERA_STATUS_INCOMPATIBLE_VERSION,
+                      "cuda: executable was compiled for %s; device %d is %s", exe->architecture.c_str(),
+                      args->device_ordinal, devArch.c_str());
+  *out = exe.release();
+  return nullptr;
+} catch (const std::bad_alloc &) {
+  return makeStatus(p->host, TESSERA_STATUS_OUT_OF_MEMORY, "cuda: out of host memory while loading");
+} catch (const std::exception &e) {
+  return makeStatus(p->host, TESSERA_STATUS_INTERNAL, "cuda: load failed: %s", e.what());
+}
+
+// ---- launch -----------------------------------------------------------------------
+
+// The module of `exe` on device `ordinal`, loaded on first use.
+tessera_status_t *moduleFor(tessera_backend_plugin_t *p, tessera_backend_executable_t *exe, uint32_t ordinal,
+                            tessera_backend_executable_t::Loaded **out) {
+  std::lock_guard<std::mutex> lock(exe->mutex);
+  auto it = exe->loaded.find(ordinal);
+  if (it != exe->loaded.end()) {
+    *out = &it->second;
+    return nullptr;
+  }
+  const std::string &devArch = p->devices[ordinal].architecture;
+  if (!tessera::cuda::cubinRunsOn(exe->architecture, devArch))
+    return makeStatus(p->host, TESSERA_STATUS_INCOMPATIBLE_VERSION,
+                      "cuda: executable was compiled for %s; device %u is %s (compile for the device instead)",
+                      exe->architecture.c_str(), ordinal, devArch.c_str());
+  tessera_backend_executable_t::Loaded l;
+  if (CUresult r = cudaDriver().cuModuleLoadData(&l.module, exe->cubin.data()); r != CUDA_SUCCESS)
+    return cudaError(p, "cuModuleLoadData", r);
+  l.functions.assign(exe->plans.size(), {nullptr, nullptr, nullptr, nullptr});
+  *out = &exe->loaded.emplace(ordinal, std::move(l)).first->second;
+  return nullptr;
+}
+
+tessera_status_t *functionFor(tessera_backend_plugin_t *p, tessera_backend_executable_t *exe,
+                              tessera_backend_executable_t::Loaded *l, uint32_t kernel, LaunchMode mode,
+                              CUfunction *out) {
+  std::lock_guard<std::mutex> lock(exe->mutex);
+  CUfunction &f = l->functions[kernel][static_cast<size_t>(mode)];
+  if (!f) {
+    std::string name = exe->plans[kernel].function(mode);
+    if (CUresult r = cudaDriver().cuModuleGetFunction(&f, l->module, name.c_str()); r != CUDA_SUCCESS) {
+      f = nullptr;
+      return cudaError(p, ("cuModuleGetFunction(" + name + ")").c_str(), r);
+    }
+  }
+  *out = f;
+  return nullptr;
+}
+
+// Validates a launch and resolves everything cuLaunchKernel needs.
+struct PreparedLaunch {
+  CUfunction function = nullptr;
+  LaunchConfig config;
+  std::vector<uint64_t> slots;
+  CUstream stream = nullptr;
+};
+
+tessera_status_t *prepareLaunch(tessera_backend_plugin_t *p, const tessera_backend_launch_args_t *args,
+                                PreparedLaunch *out) {
+  if (!args || args->struct_size < offsetof(tessera_backend_launch_args_t, num_scalars) + sizeof(size_t))
+    return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT, "cuda: launch: missing arguments");
+  tessera_backend_executable_t *exe = args->executable;
+  if (!exe || args->kernel_index >= exe->program.kernels.size())
+    return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT, "cuda: bad kernel index %u", args->kernel_index);
+  const sir::Kernel &k = exe->program.kernels[args->kernel_index];
+  if (args->num_scalars != exe->program.symbols.size() || args->num_buffers != k.operands.size() ||
+      (args->num_buffers && !args->buffers) || (args->num_scalars && !args->scalars))
+    return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT,
+                      "cuda: kernel '%s' takes %zu buffers and %zu scalars, got %zu and %zu", k.name.c_str(),
+                      k.operands.size(), exe->program.symbols.size(), args->num_buffers, args->num_scalars);
+  if (tessera_status_t *s = useDevice(p, args->device_ordinal))
+    return s;
+  for (size_t o = 0; o < k.operands.size(); ++o) {
+    const tessera_backend_buffer_t *b = args->buffers[o];
+    if (!b)
+      return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT, "cuda: kernel '%s' operand %zu has no buffer",
+                        k.name.c_str(), o);
+    if (b->ordinal != args->device_ordinal)
+      return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT,
+                        "cuda: kernel '%s' operand %zu lives on device %u, launch is on device %u", k.name.c_str(), o,
+                        b->ordinal, args->device_ordinal);
+    uint64_t elems = 1;
+    for (const sir::IndexExpr &d : k.operands[o].shape)
+      elems *= static_cast<uint64_t>(std::max<int64_t>(0, sir::evalIndex(d, args->scalars, nullptr, nullptr, nullptr)));
+    uint64_t need = elems * sir::dtypeSize(k.operands[o].dtype);
+    if (need > b->size)
+      return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT,
+                        "cuda: kernel '%s' operand %zu needs %llu bytes; its buffer has %llu", k.name.c_str(), o,
+                        static_cast<unsigned long long>(need), static_cast<unsigned long long>(b->size));
+  }
+  const KernelPlan &plan = exe->plans[args->kernel_index];
+  Device &dev = p->devices[args->device_ordinal];
+  std::string error;
+  if (!tessera::cuda::planLaunch(exe->program, args->kernel_index, plan, args->scalars, dev.smCount, &out->config,
+                                 &error))
+    return makeStatus(p->host, TESSERA_STATUS_INTERNAL, "cuda: kernel '%s': %s", k.name.c_str(), error.c_str());
+  out->stream = dev.stream;
+  if (out->config.empty)
+    return nullptr;
+  tessera_backend_executable_t::Loaded *l = nullptr;
+  if (tessera_status_t *s = moduleFor(p, exe, args->device_ordinal, &l))
+    return s;
+  if (tessera_status_t *s = functionFor(p, exe, l, args->kernel_index, out->config.mode, &out->function))
+    return s;
+  out->slots.assign(plan.numSlots, 0);
+  for (size_t o = 0; o < k.operands.size(); ++o)
+    out->slots[o] = args->buffers[o]->pointer;
+  for (size_t s = 0; s < args->num_scalars; ++s)
+    out->slots[k.operands.size() + s] = static_cast<uint64_t>(args->scalars[s]);
+  for (size_t e = 0; e < out->config.extras.size() && k.operands.size() + args->num_scalars + e < out->slots.size(); ++e)
+    out->slots[k.operands.size() + args->num_scalars + e] = static_cast<uint64_t>(out->config.extras[e]);
+  return nullptr;
+}
+
+tessera_status_t *enqueue(tessera_backend_plugin_t *p, const PreparedLaunch &pl, const char *name) {
+  if (pl.config.empty)
+    return nullptr;
+  void *params[] = {const_cast<uint64_t *>(pl.slots.data())};
+  const LaunchConfig &c = pl.config;
+  CUresult r = cudaDriver().cuLaunchKernel(pl.function, c.grid[0], c.grid[1], c.grid[2], c.block[0], c.block[1],
+                                           c.block[2], c.sharedBytes, pl.stream, params, nullptr);
+  if (r != CUDA_SUCCESS)
+    return cudaError(p, (std::string("cuLaunchKernel(") + name + ")").c_str(), r);
+  return nullptr;
+}
+
+tessera_status_t *launch(tessera_backend_plugin_t *p, const tessera_backend_launch_args_t *args) try {
+  PreparedLaunch pl;
+  if (tessera_status_t *s = prepareLaunch(p, args, &pl))
+    return s;
+  return enqueue(p, pl, args->executable->plans[args->kernel_index].name.c_str());
+} catch (const std::exception &e) {
+  return makeStatus(p->host, TESSERA_STATUS_INTERNAL, "cuda: launch failed: %s", e.what());
+}
+
+tessera_status_t *synchronize(tessera_backend_plugin_t *p, uint32_t ordinal) {
+  if (tessera_status_t *s = useDevice(p, ordinal))
+    return s;
+  // Asynchronous kernel faults surface here, with the driver's text.
+  if (CUresult r = cudaDriver().cuStreamSynchronize(p->devices[ordinal].stream); r != CUDA_SUCCESS)
+    return cudaError(p, "kernel execution (cuStreamSynchronize)", r);
+  return nullptr;
+}
+
+// ---- measurement extension ---------------------------------------------------------
+
+tessera_status_t *measure(tessera_backend_plugin_t *p, const tessera_backend_measure_args_t *args,
+                          tessera_backend_measurement_t *out) try {
+  if (!args || !out || !args->launch)
+    return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT, "cuda: measure: missing arguments");
+  PreparedLaunch pl;
+  if (tessera_status_t *s = prepareLaunch(p, args->launch, &pl))
+    return s;
+  const auto &d = cudaDriver();
+  const char *name = args->launch->executable->plans[args->launch->kernel_index].name.c_str();
+  for (uint32_t i = 0; i < args->warmup; ++i)
+    if (tessera_status_t *s = enqueue(p, pl, name))
+      return s;
+  uint32_t reps = std::max<uint32_t>(1, args->repetitions);
+  CUevent start = nullptr, stop = nullptr;
+  CUresult r = d.cuEventCreate(&start, CU_EVENT_DEFAULT);
+  if (r == CUDA_SUCCESS)
+    r = d.cuEventCreate(&stop, CU_EVENT_DEFAULT);
+  std::vector<double> times;
+  tessera_status_t *status = r == CUDA_SUCCESS ? nullptr : cudaError(p, "cuEventCreate", r);
+  // Each repetition is timed on its own between two events (CUDA C++ Best
+  // Practices Guide, "Using CUDA GPU Timers"); the median resists outliers.
+  for (uint32_t i = 0; i < reps && !status; ++i) {
+    if ((r = d.cuEventRecord(start, pl.stream)) != CUDA_SUCCESS) {
+      status = cudaError(p, "cuEventRecord", r);
+      break;
+    }
+    if ((status = enqueue(p, pl, name)))
+      break;
+    float ms = 0;
+    if ((r = d.cuEventRecord(stop, pl.stream)) != CUDA_SUCCESS || (r = d.cuEventSynchronize(stop)) != CUDA_SUCCESS ||
+        (r = d.cuEventElapsedTime(&ms, start, stop)) != CUDA_SUCCESS) {
+      status = cudaError(p, "timing the kernel", r);
+      break;
+    }
+    times.push_back(ms * 1e-3);
+  }
+  if (start)
+    d.cuEventDestroy(start);
+  if (stop)
+    d.cuEventDestroy(stop);
+  if (status)
+    return status;
+  std::sort(times.begin(), times.end());
+  tessera_backend_measurement_t m{};
+  m.struct_size = sizeof(m);
+  m.median_seconds = times.size() % 2 ? times[times.size() / 2] : 0.5 * (times[times.size() / 2 - 1] + times[times.size() / 2]);
+  m.min_seconds = times.front();
+  m.max_seconds = times.back();
+  m.repetitions = static_cast<uint32_t>(times.size());
+  tessera::sdk::copyOut(out, m);
+  return nullptr;
+} catch (const std::exception &e) {
+  return makeStatus(p->host, TESSERA_STATUS_INTERNAL, "cuda: measure failed: %s", e.what());
+}
+
+// ---- cost model extension ----------------------------------------------------------
+
+tessera_status_t *estimateCost(tessera_backend_plugin_t *p, const tessera_backend_cost_query_t *query,
+                               tessera_backend_cost_estimate_t *out) try {
+  if (!query || !out || !query->program || query->struct_size < sizeof(tessera_backend_cost_query_t))
+    return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT, "cuda: cost query: missing arguments");
+  if (!query->program_format || std::strcmp(query->program_format, sir::kProgramFormat) != 0)
+    return makeStatus(p->host, TESSERA_STATUS_UNSUPPORTED, "cuda: unsupported program format");
+  sir::Program program;
+  sir::ParseError perr;
+  if (!sir::parseProgram(std::string(static_cast<const char *>(query->program), query->program_size), &program, &perr))
+    return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT, "cuda: invalid Schedule IR: %s", perr.str().c_str());
+  if (query->kernel_index >= program.kernels.size())
+    return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT, "cuda: kernel index %u out of range",
+                      query->kernel_index);
+  if (query->num_scalars < program.symbols.size() || (query->num_scalars && !query->scalars))
+    return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT, "cuda: cost query needs %zu scalars",
+                      program.symbols.size());
+  std::string arch = query->target && query->target->architecture ? query->target->architecture : kDefaultArchitecture;
+  int sm = 0;
+  bool specific = false;
+  if (!tessera::cuda::parseArchitecture(arch, &sm, &specific) || sm < 80)
+    return makeStatus(p->host, TESSERA_STATUS_UNSUPPORTED, "cuda: cost model: unsupported architecture '%s'",
+                      arch.c_str());
+  tessera::cuda::CodegenOptions options;
+  options.smVersion = sm;
+  options.archSpecific = specific;
+  GeneratedProgram gen;
+  std::string error;
+  if (!tessera::cuda::generateProgram(program, options, &gen, &error))
+    return makeStatus(p->host, TESSERA_STATUS_UNSUPPORTED, "cuda: %s", error.c_str());
+  tessera::cuda::GpuModel gpu = tessera::cuda::gpuModelFor(sm, 0);
+  tessera::cuda::CostResult r =
+      tessera::cuda::estimateKernelCost(program, query->kernel_index, gen.kernels[query->kernel_index], gpu, query->scalars);
+  tessera_backend_cost_estimate_t est{};
+  est.struct_size = sizeof(est);
+  est.feasible = r.feasible ? 1 : 0;
+  est.seconds = r.seconds;
+  est.flops = r.flops;
+  est.bytes = r.bytes;
+  // Reasons are static strings of the cost model's (string literals copied
+  // into a plugin-lifetime table below).
+  est.reason = nullptr;
+  if (!r.feasible) {
+    std::lock_guard<std::mutex> lock(p->contextMutex);
+    auto it = std::find(p->costReasons.begin(), p->costReasons.end(), r.reason);
+    if (it == p->costReasons.end() && p->costReasons.size() < 64)
+      it = p->costReasons.insert(p->costReasons.end(), r.reason);
+    est.reason = it == p->costReasons.end() ? "infeasible schedule" : it->c_str();
+  }
+  tessera::sdk::copyOut(out, est);
+  return nullptr;
+} catch (const std::exception &e) {
+  return makeStatus(p->host, TESSERA_STATUS_INTERNAL, "cuda: cost model failed: %s", e.what());
+}
+
+const tessera_backend_measurement_extension_t kMeasurement = {
+    {sizeof(tessera_backend_measurement_extension_t), TESSERA_BACKEND_EXTENSION_MEASUREMENT, nullptr}, measure};
+const tessera_backend_cost_model_extension_t kCostModel = {
+    {sizeof(tessera_backend_cost_model_extension_t), TESSERA_BACKEND_EXTENSION_COST_MODEL, &kMeasurement.base},
+    estimateCost};
+
 tessera_backend_api_t makeApi() {
   tessera_backend_api_t api{};
   api.struct_size = sizeof(api);
@@ -240,7 +802,13 @@ tessera_backend_api_t makeApi() {
   api.shutdown = shutdown;
   api.device_count = deviceCount;
   api.device_get_info = deviceGetInfo;
-  // compile/executables/launch arrive with the NVRTC code generator.
+  api.extensions = &kCostModel.base;
+  api.compile = compile;
+  api.executable_destroy = executableDestroy;
+  api.executable_serialize = executableSerialize;
+  api.executable_load = executableLoad;
+  api.launch = launch;
+  api.synchronize = synchronize;
   api.buffer_allocate = bufferAllocate;
   api.buffer_free = bufferFree;
   api.buffer_device_pointer = bufferDevicePointer;

@@ -79,6 +79,18 @@ bool isSimpleOperand(const Dim &d) {
 
 std::string operandStr(const Dim &d) { return isSimpleOperand(d) ? d.str() : "(" + d.str() + ")"; }
 
+// Bounds on expression size, so that absurd programs (thousands of chained
+// strided slices on a symbolic dim) fail cleanly instead of growing without
+// limit.
+constexpr size_t kMaxTerms = 256;
+constexpr size_t kMaxAtomKey = 4096;
+
+Error tooComplex() {
+  return makeError(ErrorCode::ResourceExhausted, "dimension expression is too complex (limits: " +
+                                                     std::to_string(kMaxTerms) + " terms, powers up to 64, " +
+                                                     std::to_string(kMaxAtomKey) + " characters per division)");
+}
+
 std::shared_ptr<const DimAtom> makeCompoundAtom(DimAtom::Kind kind, Dim lhs, Dim rhs) {
   auto atom = std::make_shared<DimAtom>();
   atom->kind = kind;
@@ -106,6 +118,9 @@ struct DimBuilder {
           fs.push_back(f);
       }
       fs.erase(std::remove_if(fs.begin(), fs.end(), [](const Dim::Factor &f) { return f.power == 0; }), fs.end());
+      for (const auto &f : fs)
+        if (f.power > 64 || f.power < -64)
+          return tooComplex();
       t.factors = std::move(fs);
       std::string key = monomialKey(t.factors);
       auto it = merged.find(key);
@@ -118,6 +133,8 @@ struct DimBuilder {
         it->second.coef = *sum;
       }
     }
+    if (merged.size() > kMaxTerms)
+      return tooComplex();
     Dim out;
     const Dim::Term *constant = nullptr;
     for (auto &[key, t] : merged) {
@@ -206,7 +223,10 @@ Expected<Dim> Dim::div(const Dim &a, const Dim &b) {
     invDim.terms_.push_back(std::move(invTerm));
     return DimBuilder::mulTerms(a, invDim);
   }
-  return DimBuilder::fromAtom(makeCompoundAtom(DimAtom::Kind::ExactDiv, a, b));
+  auto atom = makeCompoundAtom(DimAtom::Kind::ExactDiv, a, b);
+  if (atom->key.size() > kMaxAtomKey)
+    return tooComplex();
+  return DimBuilder::fromAtom(std::move(atom));
 }
 
 Expected<Dim> Dim::floorDiv(const Dim &a, const Dim &b) {
@@ -230,7 +250,10 @@ Expected<Dim> Dim::floorDiv(const Dim &a, const Dim &b) {
     if (q->isPolynomial() || (cb && (*cb == 1 || *cb == -1)))
       return q;
   }
-  return DimBuilder::fromAtom(makeCompoundAtom(DimAtom::Kind::FloorDiv, a, b));
+  auto atom = makeCompoundAtom(DimAtom::Kind::FloorDiv, a, b);
+  if (atom->key.size() > kMaxAtomKey)
+    return tooComplex();
+  return DimBuilder::fromAtom(std::move(atom));
 }
 
 bool Dim::isConstant() const { return terms_.empty() || (terms_.size() == 1 && terms_[0].factors.empty()); }

@@ -460,7 +460,7 @@ Error OpInferrer::matmul() {
                                 " (last dim of " + operandDesc(0) + "), rhs has " + ctx_.resolve(kb).str() +
                                 " (dim " + std::to_string(b.rank() - 2) + " of " + operandDesc(1) + ")" +
                                 (a.dims[a.rank() - 2] == kb || ctx_.resolve(a.dims[a.rank() - 2]) == ctx_.resolve(kb)
-                                     ? "\nhint: transpose the lhs"
+                                     ? "\nhint: did you mean to transpose the lhs?"
                                  : b.rank() >= 2 && ctx_.resolve(b.dims[b.rank() - 1]) == ctx_.resolve(ka)
                                      ? "\nhint: did you mean to transpose the rhs?"
                                      : ""));

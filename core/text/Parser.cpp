@@ -277,6 +277,8 @@ Expected<Attribute> Parser::parseAttrValue() {
         if (auto e = expect(TokKind::Comma, "',' or ']' in the list"))
           return e;
       Token elemTok = tok_;
+      if (is(TokKind::LBracket))
+        return errorHere("nested lists are not supported; list elements must be numbers");
       auto v = parseAttrValue();
       if (!v)
         return v;

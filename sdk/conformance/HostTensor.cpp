@@ -149,7 +149,7 @@ void encodeExact(tessera_dtype_t dtype, double v, uint8_t *p) {
 } // namespace
 
 HostTensor randomTensor(tessera_dtype_t dtype, std::vector<int64_t> shape, InputKind kind, int64_t bound,
-                        std::mt19937_64 &rng) {
+                        std::mt19937_64 &rng, int scaleLog2) {
   HostTensor t;
   t.dtype = dtype;
   t.shape = std::move(shape);
@@ -175,7 +175,7 @@ HostTensor randomTensor(tessera_dtype_t dtype, std::vector<int64_t> shape, Input
       int64_t k = static_cast<int64_t>(rng() % static_cast<uint64_t>(range - range / 16)) + range / 16 + 1;
       if (k > range)
         k = range;
-      v = static_cast<double>(k) / scale;
+      v = std::ldexp(static_cast<double>(k) / scale, -scaleLog2);
       if (kind == InputKind::Normal && (rng() & 1))
         v = -v;
     }
@@ -193,6 +193,16 @@ Tolerance toleranceFor(tessera_dtype_t dtype) {
   case TESSERA_DTYPE_F8E4M3: return {1.3e-1, 2e-2};
   case TESSERA_DTYPE_F8E5M2: return {2.6e-1, 4e-2};
   default: return {0, 0}; // integers and bool: exact
+  }
+}
+
+double normToleranceFor(tessera_dtype_t dtype) {
+  switch (dtype) {
+  case TESSERA_DTYPE_F64: return 1e-10;
+  case TESSERA_DTYPE_F32: return 1e-4;
+  case TESSERA_DTYPE_F16: return 5e-3;
+  case TESSERA_DTYPE_BF16: return 2e-2;
+  default: return 6e-2; // fp8
   }
 }
 

@@ -34,8 +34,10 @@ const char *dtypeText(tessera_dtype_t dtype);
 
 // Random values that every dtype represents exactly (so inputs are the same
 // for the backend and the float64 reference).
+// `scaleLog2` divides float values by 2^scaleLog2 (still exact) so whole
+// programs see realistically small activations and weights.
 HostTensor randomTensor(tessera_dtype_t dtype, std::vector<int64_t> shape, InputKind kind, int64_t bound,
-                        std::mt19937_64 &rng);
+                        std::mt19937_64 &rng, int scaleLog2 = 0);
 
 // Decodes IEEE half, bfloat16 and OCP FP8 (E4M3FN, E5M2) bit patterns.
 double decodeHalf(uint16_t bits);
@@ -51,6 +53,9 @@ struct Tolerance {
   double atol;
 };
 Tolerance toleranceFor(tessera_dtype_t dtype);
+// Bound on ||got - ref|| / ||ref|| for whole programs (method: float32 lands
+// far under 1e-3, bf16 operands between 1e-3 and 1e-2).
+double normToleranceFor(tessera_dtype_t dtype);
 
 } // namespace tessera::conformance
 

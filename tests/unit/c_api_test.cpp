@@ -190,14 +190,33 @@ TEST(Lifetime, ContextAndPluginRefuseWhileObjectsLive) {
   TESSERA_ASSERT_OK(tessera_context_destroy(context));
 }
 
-TEST(Compile, ReportsMissingPipelineAsUnsupported) {
+TEST(Compile, RunsOnTheCpuAndRejectsBadInput) {
   tessera_context_t *context = makeContext(TESSERA_TEST_PLUGIN_DIR);
   tessera_compile_target_t target{};
   target.struct_size = TESSERA_COMPILE_TARGET_STRUCT_SIZE;
   target.device = findDevice(context, "cpu");
+  ASSERT_NE(target.device, nullptr);
   tessera_module_t *module = nullptr;
-  const char src[] = "func @f() {}";
-  EXPECT_EQ(statusCode(tessera_compile(context, src, sizeof(src) - 1, "tessera-ir", nullptr, &target, &module)),
+  const std::string src = "func @main(%x: tensor<N x f32>) -> tensor<N x f32> {\n  %y = mul(%x, %x)\n  return %y\n}\n";
+  TESSERA_ASSERT_OK(tessera_compile(context, src.data(), src.size(), "tessera-ir", nullptr, &target, &module));
+  int64_t shape[] = {5};
+  tessera_tensor_t *x = nullptr, *y = nullptr;
+  TESSERA_ASSERT_OK(tessera_tensor_create(target.device, TESSERA_DTYPE_F32, 1, shape, &x));
+  float in[5] = {1.5f, -2, 3, 0.25f, 7}, out[5] = {};
+  TESSERA_ASSERT_OK(tessera_tensor_copy_from_host(x, in, sizeof(in)));
+  // A live module keeps the plugin and the context from going away.
+  EXPECT_EQ(statusCode(tessera_context_destroy(context)), TESSERA_STATUS_BUSY);
+  TESSERA_ASSERT_OK(tessera_module_run(module, nullptr, 1, &x, 1, &y));
+  TESSERA_ASSERT_OK(tessera_tensor_copy_to_host(y, out, sizeof(out)));
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(out[i], in[i] * in[i]);
+  tessera_tensor_free(x);
+  tessera_tensor_free(y);
+  tessera_module_destroy(module);
+  const char bad[] = "func @f(";
+  EXPECT_EQ(statusCode(tessera_compile(context, bad, sizeof(bad) - 1, "tessera-ir", nullptr, &target, &module)),
+            TESSERA_STATUS_INVALID_IR);
+  EXPECT_EQ(statusCode(tessera_compile(context, src.data(), src.size(), "no-such-format", nullptr, &target, &module)),
             TESSERA_STATUS_UNSUPPORTED);
   EXPECT_EQ(statusCode(tessera_compile(context, nullptr, 0, "tessera-ir", nullptr, &target, &module)),
             TESSERA_STATUS_INVALID_ARGUMENT);

@@ -310,15 +310,21 @@ typedef struct tessera_compile_options_t {
   const char *entry;            /* function to compile; NULL = "main", else the first */
   const char *source_name;      /* file name used in diagnostics; NULL = "<input>" */
   uint32_t opt_level;           /* 0..3; 2 is the default */
-  /* Comma-separated stages to dump: graph, schedule, tile, target. */
+  /* Comma-separated stages to dump: graph, schedule, tile, target, and
+   * time (per-stage compile timing, as text). Unknown names: INVALID_ARGUMENT. */
   const char *dump;
   tessera_dump_callback_t dump_callback;
   void *dump_user_data;
   const char *cache_dir;        /* tuning/artifact cache; NULL = default (docs/abi.md) */
   const char *schedule_file;    /* YAML schedules forcing choices; NULL = search */
+  /* ABI 0.1+: symbols fixed at compile time, "NAME=VALUE,..." (e.g. "H=8"),
+   * borrowed for the call; NULL = none. Needed for symbols the parameter
+   * shapes do not determine (a head count only in a reshape annotation). */
+  const char *bind;
 } tessera_compile_options_t;
+/* The first release's size (through schedule_file) is the smallest accepted. */
 #define TESSERA_COMPILE_OPTIONS_STRUCT_SIZE \
-  (offsetof(tessera_compile_options_t, schedule_file) + sizeof(const char *))
+  (offsetof(tessera_compile_options_t, bind) + sizeof(const char *))
 
 /* Where to compile for: a live device, or a description for compile-only. */
 typedef struct tessera_compile_target_t {
@@ -332,9 +338,13 @@ typedef struct tessera_compile_target_t {
 /*
  * Compiles `source` (size bytes) in `format` ("tessera-ir" for .tsr text,
  * "onnx" for a serialized ModelProto) for `target`. options may be NULL.
- * *out_module is owned. Thread-safe.
- * Errors: INVALID_IR / SHAPE_MISMATCH (located), UNSUPPORTED (format, op),
- * NOT_FOUND (entry, plugin), NO_DEVICE, INTERNAL.
+ * A target with a device gives a runnable module; one with only a
+ * description gives a compile-only module (info, serialize; running it is
+ * NO_DEVICE). Kernels are compiled once with symbolic dims; a run binds
+ * them from its inputs. *out_module is owned. Thread-safe.
+ * Errors: INVALID_IR / SHAPE_MISMATCH (located; also a symbol the parameter
+ * shapes do not determine and `bind` does not fix), UNSUPPORTED (format,
+ * op), NOT_FOUND (entry, plugin), INVALID_ARGUMENT (options), INTERNAL.
  */
 TESSERA_EXPORT tessera_status_t *tessera_compile(tessera_context_t *context, const void *source, size_t size,
                                                  const char *format, const tessera_compile_options_t *options,
@@ -399,6 +409,27 @@ TESSERA_EXPORT tessera_status_t *tessera_module_serialize(const tessera_module_t
 TESSERA_EXPORT tessera_status_t *tessera_module_load(tessera_context_t *context, const void *data, size_t size,
                                                      const tessera_compile_target_t *target,
                                                      tessera_module_t **out_module);
+
+/* Buffer-plan figures of a module (a debug accessor; docs/compiler.md,
+ * "Runtime"). Plans are made per concrete input shape and cached; the
+ * figures are those of the plan the latest run used (zeros before any run). */
+typedef struct tessera_module_stats_t {
+  size_t struct_size;
+  uint64_t arena_bytes;        /* intermediate memory that plan allocates per run */
+  uint64_t peak_live_bytes;    /* largest sum of intermediates alive at one kernel */
+  uint64_t intermediate_bytes; /* all intermediates, without reuse */
+  uint64_t cached_plans;       /* concrete shapes planned and cached now */
+  uint64_t runs;               /* runs so far */
+  uint32_t kernels;            /* kernels launched per run */
+  uint32_t in_place;           /* intermediates written over a dying input */
+} tessera_module_stats_t;
+#define TESSERA_MODULE_STATS_STRUCT_SIZE \
+  (offsetof(tessera_module_stats_t, in_place) + sizeof(uint32_t))
+
+/* Fills *out_stats. Thread-safe. Errors: INVALID_ARGUMENT (NULL, struct_size
+ * too small). */
+TESSERA_EXPORT tessera_status_t *tessera_module_get_stats(const tessera_module_t *module,
+                                                          tessera_module_stats_t *out_stats);
 
 #ifdef __cplusplus
 } /* extern "C" */

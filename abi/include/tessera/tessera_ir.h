@@ -166,6 +166,109 @@ TESSERA_EXPORT tessera_status_t *tessera_program_builder_finish_function(tessera
 TESSERA_EXPORT tessera_status_t *tessera_program_builder_finish(tessera_program_builder_t *builder,
                                                                 tessera_program_t **out_program);
 
+/* ---- Reference interpreter and symbols ---------------------------------- */
+
+struct tessera_tensor_t;
+
+/* Which symbols tessera_program_function_symbols lists. */
+typedef enum tessera_program_symbols_t {
+  TESSERA_PROGRAM_SYMBOLS_ALL = 0,          /* every symbol of the function */
+  TESSERA_PROGRAM_SYMBOLS_UNDETERMINED = 1, /* only those the parameter shapes do not
+                                               determine: they must be bound to compile */
+  TESSERA_PROGRAM_SYMBOLS_FORCE32 = 0x7FFFFFFF
+} tessera_program_symbols_t;
+
+/*
+ * The symbols of function `entry` (NULL = "main", else the first function)
+ * as comma-separated text, e.g. "B,S,D,H": symbols of the parameter types
+ * first, in order of appearance, then those only the body mentions (e.g. a
+ * head count in a reshape annotation). Owned blob; "" when there are none.
+ * Thread-safe. Errors: INVALID_ARGUMENT (NULL, unknown `which`), NOT_FOUND
+ * (entry).
+ */
+TESSERA_EXPORT tessera_status_t *tessera_program_function_symbols(const tessera_program_t *program,
+                                                                  const char *entry,
+                                                                  tessera_program_symbols_t which,
+                                                                  struct tessera_blob_t **out_text);
+
+/*
+ * Evaluates function `entry` (NULL = "main", else the first) with the
+ * float64 reference interpreter (docs/ir.md): every op's result rounded to
+ * its declared dtype. `bind` fixes symbols the inputs do not determine,
+ * "NAME=VALUE,..." (NULL = none), as tessera_compile_options_t.bind does.
+ * inputs (borrowed, one per parameter, any device whose memory can be
+ * copied to the host) must match the parameter dtypes; their shapes bind
+ * the other symbols. outputs[i] receives an owned host tensor (device NULL,
+ * kind CPU) of the declared dtype; num_outputs must equal the result count.
+ * Nothing is written on error. Thread-safe.
+ * Errors: INVALID_ARGUMENT (counts, dtypes, bind), SHAPE_MISMATCH (names the
+ * symbol, both sizes and the inputs), NOT_FOUND (entry), UNSUPPORTED (an op
+ * the interpreter lacks), RESOURCE_EXHAUSTED (beyond its 2^28-element limit).
+ */
+TESSERA_EXPORT tessera_status_t *tessera_program_run_reference(const tessera_program_t *program, const char *entry,
+                                                               const char *bind, size_t num_inputs,
+                                                               struct tessera_tensor_t *const *inputs,
+                                                               size_t num_outputs,
+                                                               struct tessera_tensor_t **outputs);
+
+/* ---- Automatic differentiation (docs/autodiff.md) ----------------------- */
+
+/* What tessera_program_grad differentiates. */
+typedef enum tessera_grad_mode_t {
+  /* Gradient of a scalar loss: output `loss_output` must be a float scalar;
+   * its cotangent is 1. Other outputs are returned unchanged. */
+  TESSERA_GRAD_MODE_GRAD = 0,
+  /* Vector-Jacobian product: one cotangent parameter per float output
+   * (named "ct.<output value>"), appended after the original parameters. */
+  TESSERA_GRAD_MODE_VJP = 1,
+  TESSERA_GRAD_MODE_FORCE32 = 0x7FFFFFFF
+} tessera_grad_mode_t;
+
+/* Flags of tessera_grad_options_t. */
+#define TESSERA_GRAD_UNREACHABLE_IS_ERROR 0x1u /* an input that does not reach a
+                                                  differentiable output is INVALID_ARGUMENT
+                                                  (default: zero gradient + warning) */
+#define TESSERA_GRAD_REMAT_ELEMENTWISE 0x2u    /* recompute every elementwise result in
+                                                  the backward pass instead of keeping it */
+
+typedef struct tessera_grad_options_t {
+  size_t struct_size;
+  const void *next;          /* extension chain; NULL */
+  tessera_grad_mode_t mode;
+  uint32_t loss_output;      /* GRAD mode: index of the loss among the outputs */
+  const char *name;          /* name of the new function; NULL = "<function>_grad"
+                                (GRAD) or "<function>_vjp" (VJP); borrowed */
+  /* Rematerialization: comma-separated names of forward values the backward
+   * pass recomputes instead of keeping alive ("h,a"); NULL = none; borrowed. */
+  const char *remat;
+  uint32_t flags;            /* TESSERA_GRAD_* flags */
+} tessera_grad_options_t;
+#define TESSERA_GRAD_OPTIONS_STRUCT_SIZE (offsetof(tessera_grad_options_t, flags) + sizeof(uint32_t))
+
+/*
+ * Reverse-mode autodiff: builds the gradient of function `function` of
+ * `program` (NULL = "main", else the first function) with respect to the
+ * parameters named in wrt[0..num_wrt) (names with or without '%', or
+ * decimal parameter indices). *out_program receives a new owned program
+ * holding one function that takes the original parameters (then, in VJP
+ * mode, one cotangent per float output) and returns the original outputs
+ * followed by one gradient per wrt entry, in order. It is ordinary Graph IR:
+ * print it, compile it, run it. options may be NULL (GRAD mode, output 0).
+ * out_warnings (may be NULL) receives an owned blob of newline-separated
+ * warnings, "" when there are none (e.g. an input that does not reach the
+ * output gets a zero gradient). `program` is borrowed and unchanged.
+ * Thread-safe (for distinct out parameters). Nothing is written on error.
+ * Errors: INVALID_ARGUMENT (NULL, num_wrt 0, options, an integer or boolean
+ * wrt input, a non-float or non-scalar loss, no float output, a bad remat
+ * name), NOT_FOUND (function, wrt name), UNSUPPORTED (an op whose gradient
+ * needs static dims it does not have), INVALID_IR / SHAPE_MISMATCH.
+ */
+TESSERA_EXPORT tessera_status_t *tessera_program_grad(const tessera_program_t *program, const char *function,
+                                                      size_t num_wrt, const char *const *wrt,
+                                                      const tessera_grad_options_t *options,
+                                                      tessera_program_t **out_program,
+                                                      struct tessera_blob_t **out_warnings);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -1,0 +1,374 @@
+#include "Gemm.h"
+
+#include "ThreadPool.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <set>
+
+namespace tessera::cpu {
+
+namespace sir = tessera::schedule;
+
+namespace {
+
+using Var = std::pair<sir::IndexExpr::Kind, int64_t>;
+
+// True when e is affine in the loop variables (p*, r*) with loop-invariant
+// coefficients; collects the loop variables it uses.
+bool affine(const sir::IndexExpr &e, std::set<Var> *vars, int depth = 0) {
+  using K = sir::IndexExpr::Kind;
+  if (depth > 64)
+    return false;
+  switch (e.kind) {
+  case K::Const:
+  case K::Symbol: return true;
+  case K::Parallel:
+  case K::Inner: vars->insert({e.kind, e.value}); return true;
+  case K::Value: return false;
+  default: break;
+  }
+  if (e.args.size() != 2)
+    return false;
+  std::set<Var> a, b;
+  if (!affine(e.args[0], &a, depth + 1) || !affine(e.args[1], &b, depth + 1))
+    return false;
+  bool loopA = !a.empty(), loopB = !b.empty();
+  switch (e.kind) {
+  case K::Add:
+  case K::Sub: break;
+  case K::Mul:
+    if (loopA && loopB)
+      return false;
+    break;
+  default:
+    if (loopA || loopB)
+      return false;
+    break;
+  }
+  vars->insert(a.begin(), a.end());
+  vars->insert(b.begin(), b.end());
+  return true;
+}
+
+struct Affine {
+  int64_t base = 0;
+  std::vector<int64_t> batch; // per batch loop
+  int64_t m = 0, n = 0, k = 0;
+};
+
+// Linear element offset of a load at the given loop point.
+int64_t offsetAt(const sir::Kernel &kern, const sir::Instr &load, const int64_t *symbols, const int64_t *par,
+                 int64_t r0) {
+  const sir::Operand &op = kern.operands[load.operand];
+  int64_t offset = 0, stride = 1;
+  int64_t inner[1] = {r0};
+  for (size_t d = op.shape.size(); d-- > 0;) {
+    offset += sir::evalIndex(load.index[d], symbols, par, inner, nullptr) * stride;
+    stride *= sir::evalIndex(op.shape[d], symbols, nullptr, nullptr, nullptr);
+  }
+  return offset;
+}
+
+// Coefficients by evaluation at the origin and unit offsets (exact for an
+// affine map).
+Affine coefficients(const sir::Kernel &kern, const sir::Instr &load, const int64_t *symbols, size_t nb) {
+  std::vector<int64_t> par(nb + 2, 0);
+  Affine a;
+  a.base = offsetAt(kern, load, symbols, par.data(), 0);
+  for (size_t d = 0; d < nb + 2; ++d) {
+    par[d] = 1;
+    int64_t v = offsetAt(kern, load, symbols, par.data(), 0) - a.base;
+    par[d] = 0;
+    if (d < nb)
+      a.batch.push_back(v);
+    else if (d == nb)
+      a.m = v;
+    else
+      a.n = v;
+  }
+  a.k = offsetAt(kern, load, symbols, par.data(), 1) - a.base;
+  return a;
+}
+
+float halfToFloat(uint16_t h) {
+  uint32_t sign = uint32_t(h & 0x8000) << 16, e = (h >> 10) & 31, m = h & 1023, bits;
+  if (e == 31) {
+    bits = sign | 0x7F800000u | (m << 13);
+  } else if (e != 0) {
+    bits = sign | ((e + 112) << 23) | (m << 13);
+  } else if (m == 0) {
+    bits = sign;
+  } else { // subnormal: normalize
+    e = 113;
+    while (!(m & 1024)) {
+      m <<= 1;
+      --e;
+    }
+    bits = sign | (e << 23) | ((m & 1023) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// An operand read element-wise as f32; visit() hands a typed loader to a
+// generic loop so each dtype gets its own (vectorizable) loop.
+struct Source {
+  const void *data;
+  tessera_dtype_t dtype;
+  template <typename Fn> void visit(Fn &&fn) const {
+    switch (dtype) {
+    case TESSERA_DTYPE_BF16: {
+      const uint16_t *p = static_cast<const uint16_t *>(data);
+      fn([p](int64_t i) {
+        uint32_t bits = uint32_t(p[i]) << 16;
+        float f;
+        std::memcpy(&f, &bits, 4);
+        return f;
+      });
+      break;
+    }
+    case TESSERA_DTYPE_F16: {
+      const uint16_t *p = static_cast<const uint16_t *>(data);
+      fn([p](int64_t i) { return halfToFloat(p[i]); });
+      break;
+    }
+    default: {
+      const float *p = static_cast<const float *>(data);
+      fn([p](int64_t i) { return p[i]; });
+      break;
+    }
+    }
+  }
+};
+
+struct AlignedFree {
+  void operator()(float *p) const { std::free(p); }
+};
+using FloatBuffer = std::unique_ptr<float[], AlignedFree>;
+
+FloatBuffer allocateFloats(size_t n) {
+  size_t bytes = (std::max<size_t>(n, 16) * sizeof(float) + 63) / 64 * 64;
+  return FloatBuffer(static_cast<float *>(std::aligned_alloc(64, bytes)));
+}
+
+} // namespace
+
+bool matchGemmForm(const sir::Kernel &k, GemmForm *form, std::string *why) {
+  auto fail = [&](const std::string &w) {
+    if (why)
+      *why = w;
+    return false;
+  };
+  if (k.kind != sir::Kernel::Kind::Matmul)
+    return fail("not a matmul kernel");
+  if (k.parallel.size() < 2 || k.stages.empty() || k.stages[0].kind != sir::Stage::Kind::Reduce ||
+      k.stages[0].inner.size() != 1 || k.stages[0].body.size() != 4)
+    return fail("not the canonical matmul form");
+  const auto &body = k.stages[0].body;
+  const sir::Instr &l0 = body[0], &l1 = body[1], &mul = body[2], &red = body[3];
+  if (l0.op != sir::Op::Load || l1.op != sir::Op::Load || mul.op != sir::Op::Mul || red.op != sir::Op::Reduce ||
+      red.reduce != sir::ReduceKind::Sum || red.args.size() != 1 || red.args[0] != mul.result ||
+      mul.args.size() != 2)
+    return fail("not the canonical matmul form");
+  std::set<int64_t> mulArgs(mul.args.begin(), mul.args.end());
+  if (mulArgs != std::set<int64_t>{l0.result, l1.result})
+    return fail("the mul does not multiply the two loads");
+  // f16/bf16 inputs are widened while packing: their products are exact in
+  // f32 and the sum accumulates in f32, as in the generic lowering (narrow
+  // values are computed in f32 and rounded only on store or cast).
+  auto packable = [](tessera_dtype_t d) {
+    return d == TESSERA_DTYPE_F32 || d == TESSERA_DTYPE_BF16 || d == TESSERA_DTYPE_F16;
+  };
+  for (const sir::Instr *in : {&l0, &l1, &mul, &red})
+    if (!packable(in->dtype))
+      return fail("the GEMM path handles f32, bf16 and f16 only");
+  if (l0.mask || l1.mask)
+    return fail("masked loads in the contraction");
+  if (!packable(k.operands[l0.operand].dtype) || !packable(k.operands[l1.operand].dtype))
+    return fail("the GEMM path handles f32, bf16 and f16 operands only");
+
+  const size_t nb = k.parallel.size() - 2;
+  using K = sir::IndexExpr::Kind;
+  const Var pm{K::Parallel, static_cast<int64_t>(nb)}, pn{K::Parallel, static_cast<int64_t>(nb + 1)};
+  auto classify = [&](const sir::Instr &load, std::set<Var> *vars) {
+    for (const sir::IndexExpr &e : load.index)
+      if (!affine(e, vars))
+        return false;
+    return true;
+  };
+  std::set<Var> v0, v1;
+  if (!classify(l0, &v0) || !classify(l1, &v1))
+    return fail("an index map is not affine");
+  const sir::Instr *a = nullptr, *b = nullptr;
+  if (!v0.count(pn) && !v1.count(pm)) {
+    a = &l0;
+    b = &l1;
+  } else if (!v1.count(pn) && !v0.count(pm)) {
+    a = &l1;
+    b = &l0;
+  } else {
+    return fail("A must not depend on n and B not on m");
+  }
+  form->aOperand = a->operand;
+  form->bOperand = b->operand;
+  form->aLoad = a == &l0 ? 0 : 1;
+  form->bLoad = a == &l0 ? 1 : 0;
+  form->result = red.result;
+  form->batchDims = nb;
+  return true;
+}
+
+bool runGemm(const sir::Kernel &k, const GemmForm &form, const CompiledKernel &code, void **buffers,
+             const int64_t *scalars, size_t numSymbols, ThreadPool &pool, unsigned threads,
+             const GemmBlocking &blocking) {
+  const size_t nb = form.batchDims;
+  std::vector<int64_t> extent;
+  for (const sir::IndexExpr &e : k.parallel)
+    extent.push_back(std::max<int64_t>(0, sir::evalIndex(e, scalars, nullptr, nullptr, nullptr)));
+  const int64_t M = extent[nb], N = extent[nb + 1];
+  const int64_t K = std::max<int64_t>(0, sir::evalIndex(k.stages[0].inner[0], scalars, nullptr, nullptr, nullptr));
+  int64_t batches = 1;
+  for (size_t d = 0; d < nb; ++d)
+    batches *= extent[d];
+  if (M == 0 || N == 0 || batches == 0)
+    return true;
+  const int64_t MR = code.mr, NR = code.nr;
+  const sir::Instr &aLoad = k.stages[0].body[form.aLoad], &bLoad = k.stages[0].body[form.bLoad];
+  const Affine A = coefficients(k, aLoad, scalars, nb);
+  const Affine B = coefficients(k, bLoad, scalars, nb);
+  const bool aBatched = std::any_of(A.batch.begin(), A.batch.end(), [](int64_t c) { return c != 0; });
+  const bool bBatched = std::any_of(B.batch.begin(), B.batch.end(), [](int64_t c) { return c != 0; });
+  const int64_t aCopies = aBatched ? batches : 1, bCopies = bBatched ? batches : 1;
+  const int64_t mSlivers = (M + MR - 1) / MR, nSlivers = (N + NR - 1) / NR;
+  const int64_t MP = mSlivers * MR, NP = nSlivers * NR;
+  const int64_t Kp = std::max<int64_t>(K, 1);
+  // Packing holds all of A and B once; beyond 1 GiB use the loop nest.
+  const double packBytes = 4.0 * (double(aCopies) * MP * Kp + double(bCopies) * NP * Kp);
+  if (packBytes > double(1ull << 30))
+    return false;
+  FloatBuffer ap = allocateFloats(size_t(aCopies * MP * Kp));
+  FloatBuffer bp = allocateFloats(size_t(bCopies * NP * Kp));
+  if (!ap || !bp)
+    return false;
+
+  auto batchCoords = [&](int64_t flat, int64_t *coords) {
+    for (size_t d = nb; d-- > 0;) {
+      coords[d] = flat % extent[d];
+      flat /= extent[d];
+    }
+  };
+  auto batchOffset = [&](const Affine &aff, const int64_t *coords) {
+    int64_t off = aff.base;
+    for (size_t d = 0; d < nb; ++d)
+      off += aff.batch[d] * coords[d];
+    return off;
+  };
+  const Source aSrc{buffers[form.aOperand], k.operands[form.aOperand].dtype};
+  const Source bSrc{buffers[form.bOperand], k.operands[form.bOperand].dtype};
+
+  // Phase 1: pack. A slivers are [k][MR] (rows m..m+MR), B slivers [k][NR];
+  // padding rows/columns are zero so every micro-kernel call is full.
+  const int64_t packTasks = aCopies * mSlivers + bCopies * nSlivers;
+  pool.parallelFor(packTasks, threads, 1, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> coords(nb + 1, 0);
+    for (int64_t t = begin; t < end; ++t) {
+      if (t < aCopies * mSlivers) {
+        int64_t copy = t / mSlivers, s = t % mSlivers;
+        batchCoords(copy, coords.data());
+        const int64_t off = batchOffset(A, coords.data());
+        float *dst = ap.get() + (copy * MP + s * MR) * Kp;
+        // k in blocks so the strided writes of a block stay in L1.
+        constexpr int64_t kBlock = 128;
+        for (int64_t kb = 0; kb < K; kb += kBlock) {
+          const int64_t ke = std::min(K, kb + kBlock);
+          for (int64_t i = 0; i < MR; ++i) {
+            int64_t m = s * MR + i;
+            if (m >= M) {
+              for (int64_t kk = kb; kk < ke; ++kk)
+                dst[kk * MR + i] = 0.0f;
+              continue;
+            }
+            const int64_t row = off + A.m * m;
+            aSrc.visit([&](auto load) {
+              for (int64_t kk = kb; kk < ke; ++kk)
+                dst[kk * MR + i] = load(row + A.k * kk);
+            });
+          }
+        }
+      } else {
+        int64_t u = t - aCopies * mSlivers;
+        int64_t copy = u / nSlivers, s = u % nSlivers;
+        batchCoords(copy, coords.data());
+        const int64_t off = batchOffset(B, coords.data());
+        float *dst = bp.get() + (copy * NP + s * NR) * Kp;
+        const int64_t n0 = s * NR, valid = std::min<int64_t>(NR, N - n0);
+        for (int64_t kk = 0; kk < K; ++kk) {
+          const int64_t first = off + B.k * kk + B.n * n0;
+          float *row = dst + kk * NR;
+          if (B.n == 1 && bSrc.dtype == TESSERA_DTYPE_F32) {
+            std::memcpy(row, static_cast<const float *>(bSrc.data) + first, size_t(valid) * sizeof(float));
+          } else {
+            bSrc.visit([&](auto load) {
+              for (int64_t j = 0; j < valid; ++j)
+                row[j] = load(first + B.n * j);
+            });
+          }
+          for (int64_t j = valid; j < NR; ++j)
+            row[j] = 0.0f;
+        }
+      }
+    }
+  });
+
+  // Phase 2: MC x NC output blocks; KC-deep panels; epilogue per block while
+  // the block is in cache.
+  const int64_t MC = std::max<int64_t>(MR, blocking.mc / MR * MR);
+  const int64_t NC = std::max<int64_t>(NR, blocking.nc / NR * NR);
+  const int64_t KC = std::max<int64_t>(1, blocking.kc);
+  const int64_t mBlocks = (M + MC - 1) / MC, nBlocks = (N + NC - 1) / NC;
+  const int64_t tasks = batches * mBlocks * nBlocks;
+  pool.parallelFor(tasks, threads, 1, [&](int64_t begin, int64_t end) {
+    thread_local FloatBuffer scratch;
+    thread_local size_t scratchSize = 0;
+    const size_t need = size_t(MC * NC);
+    if (scratchSize < need) {
+      scratch = allocateFloats(need);
+      scratchSize = scratch ? need : 0;
+    }
+    float *c = scratch.get();
+    if (!c)
+      return; // unreachable in practice: allocation of a few hundred KiB
+    std::vector<int64_t> coords(nb + 1, 0);
+    for (int64_t t = begin; t < end; ++t) {
+      int64_t batch = t / (mBlocks * nBlocks), rest = t % (mBlocks * nBlocks);
+      int64_t ic = (rest / nBlocks) * MC, jc = (rest % nBlocks) * NC;
+      int64_t mc = std::min(MC, M - ic), nc = std::min(NC, N - jc);
+      int64_t mcp = (mc + MR - 1) / MR * MR, ncp = (nc + NR - 1) / NR * NR;
+      const int64_t ldc = ncp;
+      const float *aBase = ap.get() + (aBatched ? batch : 0) * MP * Kp;
+      const float *bBase = bp.get() + (bBatched ? batch : 0) * NP * Kp;
+      if (K == 0)
+        std::memset(c, 0, size_t(mcp * ldc) * sizeof(float));
+      for (int64_t pc = 0; pc < K; pc += KC) {
+        int64_t kc = std::min(KC, K - pc);
+        for (int64_t ir = 0; ir < mcp; ir += MR) {
+          const float *a = aBase + (ic + ir) * Kp + pc * MR;
+          for (int64_t jr = 0; jr < ncp; jr += NR) {
+            const float *b = bBase + (jc + jr) * Kp + pc * NR;
+            code.micro(kc, a, b, c + ir * ldc + jr, ldc, pc > 0);
+          }
+        }
+      }
+      batchCoords(batch, coords.data());
+      code.epilogue(buffers, scalars, coords.data(), ic, ic + mc, jc, jc + nc, c, ldc);
+    }
+  });
+  (void)numSymbols;
+  return true;
+}
+
+} // namespace tessera::cpu

@@ -1,0 +1,178 @@
+#include "CostModel.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tessera::cuda {
+
+using namespace tessera::schedule;
+
+GpuModel gpuModelFor(int sm, int smCount) {
+  GpuModel g;
+  g.sm = sm;
+  if (sm >= 90) {
+    g = GpuModel{};
+    g.sm = sm;
+  } else if (sm >= 89) {
+    g.smCount = 142;
+    g.dramBytesPerSecond = 0.86e12;
+    g.fp32FlopsPerSecond = 91e12;
+    g.tensorFlopsPerSecond = 362e12;
+    g.tf32FlopsPerSecond = 181e12;
+    g.sharedBytesPerSm = 100 * 1024;
+    g.sharedBytesPerBlock = 99 * 1024;
+    g.maxThreadsPerSm = 1536;
+  } else if (sm >= 86) {
+    g.smCount = 72;
+    g.dramBytesPerSecond = 0.6e12;
+    g.fp32FlopsPerSecond = 31e12;
+    g.tensorFlopsPerSecond = 125e12;
+    g.tf32FlopsPerSecond = 62e12;
+    g.sharedBytesPerSm = 100 * 1024;
+    g.sharedBytesPerBlock = 99 * 1024;
+    g.maxThreadsPerSm = 1536;
+  } else {
+    g.smCount = 108;
+    g.dramBytesPerSecond = 2.0e12;
+    g.fp32FlopsPerSecond = 19.5e12;
+    g.tensorFlopsPerSecond = 312e12;
+    g.tf32FlopsPerSecond = 156e12;
+    g.sharedBytesPerSm = 164 * 1024;
+    g.sharedBytesPerBlock = 163 * 1024;
+  }
+  if (smCount > 0) {
+    double scale = double(smCount) / g.smCount;
+    g.fp32FlopsPerSecond *= scale;
+    g.tensorFlopsPerSecond *= scale;
+    g.tf32FlopsPerSecond *= scale;
+    g.smCount = smCount;
+  }
+  return g;
+}
+
+void resourceEstimate(const Kernel &kernel, const KernelPlan &plan, LaunchMode mode, int *registers,
+                      int *sharedBytes) {
+  size_t instrs = 0, reduces = 0;
+  for (const Stage &s : kernel.stages)
+    for (const Instr &in : s.body) {
+      ++instrs;
+      reduces += !in.isStore && in.op == Op::Reduce;
+    }
+  int regs = static_cast<int>(std::min<size_t>(255, 32 + instrs * 2));
+  int shared = 0;
+  if (mode == LaunchMode::Block)
+    shared = static_cast<int>(reduces * 32 * 16);
+  if (mode == LaunchMode::Gemm) {
+    const GemmTile &t = plan.gemm.tile;
+    int elem = plan.gemm.input == GemmInput::TF32 ? 4 : 2;
+    int pad = plan.gemm.input == GemmInput::TF32 ? 4 : 8;
+    shared = (t.bm * (t.bk + pad) + t.bk * (t.bn + pad)) * elem;
+    int acc = (t.bm / t.warpsM) * (t.bn / t.warpsN) / 32;
+    regs = std::min(255, 48 + acc + (t.bm * t.bk + t.bk * t.bn) / t.threads() / (elem == 2 ? 2 : 1));
+  }
+  *registers = regs;
+  *sharedBytes = shared;
+}
+
+namespace {
+
+int64_t product(const std::vector<IndexExpr> &ext, const int64_t *symbols) {
+  int64_t n = 1;
+  for (const IndexExpr &e : ext)
+    n *= std::max<int64_t>(0, evalIndex(e, symbols, nullptr, nullptr, nullptr));
+  return n;
+}
+
+bool mentionsParallel(const IndexExpr &e) {
+  if (e.kind == IndexExpr::Kind::Parallel)
+    return true;
+  for (const IndexExpr &a : e.args)
+    if (mentionsParallel(a))
+      return true;
+  return false;
+}
+
+double arithmeticWeight(Op op) {
+  switch (op) {
+  case Op::Load: case Op::Const: case Op::Index: case Op::Acc: case Op::Cast: case Op::Select: return 0;
+  case Op::Exp: case Op::Log: case Op::Tanh: case Op::Sigmoid: case Op::Erf: case Op::Sin: case Op::Cos:
+  case Op::Pow: case Op::GeluErf: case Op::GeluTanh: case Op::Silu: case Op::Sqrt: case Op::Rsqrt: case Op::Div:
+    return 8; // special-function unit or a Newton sequence
+  default: return 1;
+  }
+}
+
+} // namespace
+
+CostResult estimateKernelCost(const Program &program, size_t kernel, const KernelPlan &plan, const GpuModel &gpu,
+                              const int64_t *symbols) {
+  CostResult r;
+  const Kernel &k = program.kernels[kernel];
+  LaunchConfig cfg;
+  std::string error;
+  planLaunch(program, kernel, plan, symbols, static_cast<uint32_t>(gpu.smCount), &cfg, &error);
+  r.mode = cfg.mode;
+  int64_t P = product(k.parallel, symbols);
+  // Bytes: every operand moved once (the minimum any schedule needs).
+  for (const Operand &o : k.operands)
+    r.bytes += double(product(o.shape, symbols)) * double(dtypeSize(o.dtype));
+  for (const Stage &s : k.stages) {
+    bool dynamic = false;
+    for (const IndexExpr &e : s.inner)
+      dynamic |= mentionsParallel(e);
+    double n = dynamic ? 1.0 : double(product(s.inner, symbols));
+    double w = 0;
+    for (const Instr &in : s.body)
+      if (!in.isStore)
+        w += in.op == Op::Reduce ? 1 : arithmeticWeight(in.op);
+    r.flops += w * n * double(P);
+  }
+  if (cfg.empty) {
+    r.seconds = gpu.launchSeconds;
+    return r;
+  }
+  int regs = 0, shared = 0;
+  resourceEstimate(k, plan, cfg.mode, &regs, &shared);
+  int threads = static_cast<int>(cfg.block[0] * cfg.block[1] * cfg.block[2]);
+  if (shared > gpu.sharedBytesPerBlock) {
+    r.feasible = false;
+    r.reason = "shared memory per block exceeds the architecture's limit";
+    return r;
+  }
+  // Occupancy (CUDA C++ Best Practices Guide, "Occupancy"): blocks per SM
+  // limited by threads, registers and shared memory.
+  int byThreads = gpu.maxThreadsPerSm / std::max(1, threads);
+  int byRegs = gpu.registersPerSm / std::max(1, regs * threads);
+  int byShared = shared > 0 ? gpu.sharedBytesPerSm / shared : 32;
+  int blocksPerSm = std::max(0, std::min({byThreads, byRegs, byShared, 32}));
+  if (blocksPerSm == 0) {
+    r.feasible = false;
+    r.reason = "a block needs more registers than an SM has";
+    return r;
+  }
+  r.occupancy = double(blocksPerSm * threads) / gpu.maxThreadsPerSm;
+  double blocks = double(cfg.grid[0]) * cfg.grid[1] * cfg.grid[2];
+  double fill = std::min(1.0, blocks / (double(gpu.smCount) * blocksPerSm));
+  // Latency hiding needs warps in flight: below ~50% occupancy memory-bound
+  // code loses bandwidth roughly in proportion.
+  double bwEff = 0.85 * std::min(1.0, r.occupancy / 0.5) * fill;
+  double computeRate = gpu.fp32FlopsPerSecond * 0.5 * fill;
+  if (cfg.mode == LaunchMode::Gemm) {
+    int64_t K = product(k.stages[0].inner, symbols);
+    r.flops = 2.0 * double(P) * double(K);
+    double peak = plan.gemm.input == GemmInput::TF32 ? gpu.tf32FlopsPerSecond : gpu.tensorFlopsPerSecond;
+    computeRate = peak * 0.45 * fill; // mma.sync reaches about half of Hopper's wgmma peak
+  } else if (cfg.mode == LaunchMode::Thread && plan.hasReduce) {
+    // One thread walks each row serially: parallelism is P threads.
+    double threadsAvail = double(gpu.smCount) * gpu.maxThreadsPerSm;
+    double par = std::min(1.0, double(P) / threadsAvail);
+    bwEff *= std::max(0.05, par);
+    computeRate *= std::max(0.05, par);
+  }
+  double tMem = r.bytes / (gpu.dramBytesPerSecond * std::max(1e-3, bwEff));
+  double tCompute = r.flops / std::max(1.0, computeRate);
+  r.seconds = gpu.launchSeconds + std::max(tMem, tCompute);
+  return r;
+}
+
+} // namespace tessera::cuda

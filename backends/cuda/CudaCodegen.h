@@ -1,0 +1,112 @@
+// CudaCodegen: Schedule IR kernels -> one CUDA C++ translation unit that
+// NVRTC compiles to a cubin. Carries no CUDA header, so it is testable
+// without a toolkit.
+//
+// Every Schedule IR kernel K becomes up to four __global__ functions, one per
+// launch mode; the launcher picks one when the symbolic extents are known:
+//
+//   tsr_K_flat    one map stage, no reduce: the parallel loops and the map's
+//                 inner loops flattened into one grid-stride index space.
+//   tsr_K_thread  one thread per parallel point (grid-stride); the stages run
+//                 their inner loops serially. Always correct; small rows.
+//   tsr_K_block   one thread block per parallel point (grid-stride over
+//                 blocks): each stage's inner iterations are strided over
+//                 the block's threads and every reduce is combined with warp
+//                 shuffles plus one shared-memory exchange, so the result is
+//                 uniform across the block (softmax, layer_norm, rms_norm).
+//   tsr_K_gemm    matmul kernels whose canonical A/B loads are affine and
+//                 whose operands are bf16/f16 (or f32 with knob tf32=1):
+//                 tensor cores through mma.sync, epilogue stages fused per
+//                 accumulator element.
+//
+// Every function takes one by-value parameter, an array of 64-bit slots:
+// the operands' device pointers (operand order), the program's symbols
+// (symbol order), then mode-specific extras (GEMM strides).
+#ifndef TESSERA_BACKENDS_CUDA_CUDACODEGEN_H
+#define TESSERA_BACKENDS_CUDA_CUDACODEGEN_H
+
+#include "tessera/sdk/schedule_ir.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tessera::cuda {
+
+// Bumped whenever generated function names, parameters or launch rules
+// change, so serialized cubins of another generator are refused.
+inline constexpr uint32_t kCodegenVersion = 1;
+
+enum class LaunchMode : uint8_t { Flat, Thread, Block, Gemm };
+const char *launchModeName(LaunchMode mode);
+
+// GEMM tile shape of the tensor-core path (fixed per generator version).
+struct GemmTile {
+  int bm = 128, bn = 128, bk = 32;
+  int warpsM = 2, warpsN = 4; // 8 warps; each warp owns (bm/warpsM) x (bn/warpsN)
+  int threads() const { return warpsM * warpsN * 32; }
+};
+
+enum class GemmInput : uint8_t { BF16, F16, TF32 };
+
+struct GemmPlan {
+  bool usable = false;
+  std::string why;          // why not, when !usable
+  GemmInput input = GemmInput::BF16;
+  size_t mLoop = 0, nLoop = 0; // parallel loop indices of M and N (last two)
+  int64_t aOperand = -1, bOperand = -1;
+  GemmTile tile;
+};
+
+struct KernelPlan {
+  std::string name;                 // Schedule IR kernel name
+  std::string symbol;               // C identifier stem: tsr_<index>_<sanitized name>
+  bool flat = false;                // a _flat variant exists
+  bool block = false;               // a _block variant exists
+  GemmPlan gemm;                    // a _gemm variant exists when gemm.usable
+  bool hasReduce = false;
+  bool extentsUseParallel = false;  // some stage extent mentions a parallel loop
+  size_t numSlots = 0;              // 64-bit parameter slots (operands + symbols + extras)
+  size_t extraSlots = 0;
+  std::string function(LaunchMode mode) const;
+};
+
+struct CodegenOptions {
+  int smVersion = 90;     // 80, 86, 89, 90, ...
+  bool archSpecific = false; // sm_90a
+};
+
+struct GeneratedProgram {
+  std::string source;               // CUDA C++ (one translation unit)
+  std::vector<KernelPlan> kernels;  // per Schedule IR kernel
+};
+
+// Generates the translation unit. Returns false with *error (UNSUPPORTED
+// class problems: an op/dtype combination the generator cannot express).
+bool generateProgram(const schedule::Program &program, const CodegenOptions &options, GeneratedProgram *out,
+                     std::string *error);
+
+// "sm_90a" -> (90, true); "sm_80" -> (80, false). False for anything else.
+bool parseArchitecture(const std::string &arch, int *sm, bool *archSpecific);
+
+// True when a cubin built for `cubinArch` runs on a device of `deviceArch`
+// (same major, device minor >= cubin minor; "a" targets only their exact
+// compute capability). CUDA C++ Programming Guide, "Binary Compatibility".
+bool cubinRunsOn(const std::string &cubinArch, const std::string &deviceArch);
+
+// The launch geometry and mode chosen for kernel `kernel` with concrete
+// symbol values; extras are the values of the extra parameter slots.
+struct LaunchConfig {
+  LaunchMode mode = LaunchMode::Thread;
+  uint32_t grid[3] = {1, 1, 1};
+  uint32_t block[3] = {1, 1, 1};
+  uint32_t sharedBytes = 0;
+  bool empty = false;               // nothing to do (a zero extent)
+  std::vector<int64_t> extras;
+};
+bool planLaunch(const schedule::Program &program, size_t kernel, const KernelPlan &plan, const int64_t *symbols,
+                uint32_t smCount, LaunchConfig *out, std::string *error);
+
+} // namespace tessera::cuda
+
+#endif // TESSERA_BACKENDS_CUDA_CUDACODEGEN_H

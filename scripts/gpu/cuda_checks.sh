@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The CUDA backend on the lent GPU machine, in one call, from the repo root,
+# over build/gpu-bundle (made here by scripts/gpu/bundle.sh):
+#   1. device and toolchain facts (nvidia-smi, NVRTC the plugin finds);
+#   2. the conformance suite on the cuda plugin (every op, fused patterns,
+#      serialization, error paths; the MLP and transformer block examples);
+#   3. numerics against PyTorch on random inputs and timing with CUDA events
+#      (warm-up, median) of Tessera's kernels and their PyTorch peers:
+#      torch.matmul (cuBLAS) bf16 GEMM 4096^3, SDPA (B4 H16 S4096 D128),
+#      layer_norm / rms_norm / softmax 16384x4096 bf16, device-to-device copy.
+# Every step's failure is printed and the next step still runs; full logs go
+# to $OUT; the summary and ONE table are printed last. Exit status: 0 only if
+# every step passed.
+set -uo pipefail
+bundle="${TESSERA_BUNDLE:-build/gpu-bundle}"
+out="${OUT:-/tmp/tessera-gpu-out}"
+mkdir -p "$out"
+data="$(mktemp -d /tmp/tessera-bench.XXXXXX)"
+orig_ld="${LD_LIBRARY_PATH:-}"
+# Tessera's steps see the bundle's libraries; PyTorch keeps its own
+# environment (its wheels find their CUDA libraries through RUNPATH, which
+# LD_LIBRARY_PATH would override).
+tessera_ld="$PWD/$bundle/lib${orig_ld:+:$orig_ld}"
+# NVRTC: the plugin dlopens libnvrtc.so.13/.12 and also tries
+# /usr/local/cuda/lib64 by path; where the toolkit is elsewhere, use the copy
+# that comes with PyTorch's wheels.
+if ! ls /usr/local/cuda/lib64/libnvrtc.so* >/dev/null 2>&1; then
+  nvrtc_dir="$(python3 - <<'PY' 2>/dev/null
+import glob, site, os
+for d in site.getsitepackages():
+    for f in sorted(glob.glob(os.path.join(d, "nvidia", "*nvrtc*", "lib", "libnvrtc.so*"))):
+        print(os.path.dirname(f)); raise SystemExit
+PY
+)"
+  [ -n "$nvrtc_dir" ] && tessera_ld="$tessera_ld:$nvrtc_dir" && echo "NVRTC from $nvrtc_dir"
+fi
+plugins="$PWD/$bundle/lib/tessera/plugins"
+status=()
+step() { # step NAME RC
+  if [ "$2" -eq 0 ]; then status+=("PASS  $1"); else status+=("FAIL  $1 (exit $2; log in \$OUT)"); fi
+}
+
+echo "== device"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee "$out/nvidia-smi.txt"
+ls -l /usr/local/cuda/lib64/libnvrtc.so* 2>&1 | head -3
+if [ ! -x "$bundle/bin/tessera-conformance" ] || [ ! -f "$plugins/libtessera-backend-cuda.so" ]; then
+  echo "FAIL: $bundle is incomplete; run 'bash scripts/gpu/bundle.sh' on the build machine first"
+  exit 2
+fi
+LD_LIBRARY_PATH="$tessera_ld" "$bundle/bin/tessera" plugins list 2>&1 | tee "$out/plugins-list.txt" | grep -E "cuda|NAME|name" || true
+
+echo "== conformance suite (cuda plugin)"
+timeout 420 env LD_LIBRARY_PATH="$tessera_ld" "$bundle/bin/tessera-conformance" --plugin cuda --plugin-path "$plugins" \
+  --program "docs/examples/mlp.tsr:B=3" \
+  --program "docs/examples/transformer_block.tsr:B=2,S=16,D=32;H=4" > "$out/conformance.txt" 2>&1
+rc=$?
+grep -E "^(FAIL|UNSUPPORTED)" "$out/conformance.txt" | head -40
+conf_summary="$(grep -E "passed, .* failed, .* unsupported" "$out/conformance.txt" | tail -1)"
+[ -n "$conf_summary" ] || conf_summary="(no summary line: exit $rc; see conformance.txt, tail below)"
+[ $rc -eq 0 ] || tail -5 "$out/conformance.txt"
+step "conformance: $conf_summary" $rc
+
+echo "== Tessera kernels: run, read back, time (measurement extension)"
+timeout 240 env LD_LIBRARY_PATH="$tessera_ld" "$bundle/bin/tessera-cuda-bench" --plugin-dir "$plugins" --out "$data" --warmup 10 --reps 50 \
+  > "$out/bench.txt" 2> "$out/bench-stderr.txt"
+rc=$?
+cat "$out/bench-stderr.txt"
+grep -E "^device|error" "$out/bench.txt" | cut -c1-300
+step "tessera-cuda-bench ($(grep -c '^RESULT' "$out/bench.txt") cases run)" $rc
+
+echo "== numerics vs PyTorch and peer timings"
+timeout 240 env PYTHONUNBUFFERED=1 python3 scripts/gpu/cuda_bench.py "$out/bench.txt" "$data" --json "$out/bench.json" \
+  > "$out/table.txt" 2>&1
+rc=$?
+step "numerics vs PyTorch (rel err <= 2e-2 per case)" $rc
+rm -rf "$data"
+
+echo
+echo "== summary"
+printf '%s\n' "${status[@]}"
+cat "$out/table.txt"
+for s in "${status[@]}"; do [[ "$s" == PASS* ]] || exit 1; done
+exit 0

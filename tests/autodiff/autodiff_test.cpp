@@ -1,0 +1,233 @@
+// core/autodiff beyond the per-rule numerics: bad input gives clear errors,
+// unreachable inputs, grad() of a scalar loss, the gradient function as
+// ordinary IR, and rematerialization lowering the peak of live activations.
+#include "autodiff/Autodiff.h"
+
+#include "reference/Evaluator.h"
+#include "text/Parser.h"
+#include "text/Printer.h"
+
+#include <gtest/gtest.h>
+
+using namespace tessera;
+
+namespace {
+
+ir::Function parse(const std::string &text) {
+  auto m = text::parseModule(text, "t.tsr");
+  EXPECT_TRUE(m) << m.error().render();
+  return m ? m->functions[0] : ir::Function{};
+}
+
+const char *kMixed = R"(
+func @f(%x: tensor<B x 4 x f32>, %i: tensor<B x i64>, %unused: tensor<4 x f32>, %m: tensor<B x 4 x bool>)
+    -> (tensor<f32>, tensor<B x i64>) {
+  %y = tanh(%x)
+  %s = reduce_sum(%y)
+  %a = argmax(%x) {axis = 1}
+  %k = add(%a, %i)
+  return %s, %k
+}
+)";
+
+TEST(Autodiff, IntegerInputIsAnError) {
+  ir::Function fn = parse(kMixed);
+  for (size_t bad : {size_t(1), size_t(3)}) {
+    auto r = autodiff::grad(fn, {0, bad});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), ErrorCode::InvalidArgument);
+    EXPECT_NE(r.error().message().find("not a float tensor"), std::string::npos) << r.error().message();
+  }
+}
+
+TEST(Autodiff, NonDifferentiableLossIsAnError) {
+  ir::Function fn = parse(kMixed);
+  auto r = autodiff::grad(fn, {0}, /*lossOutput=*/1);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::InvalidArgument);
+  EXPECT_NE(r.error().message().find("not differentiable"), std::string::npos) << r.error().message();
+  // Out of range.
+  auto r2 = autodiff::grad(fn, {0}, 7);
+  ASSERT_FALSE(r2);
+  EXPECT_EQ(r2.error().code(), ErrorCode::InvalidArgument);
+  // No float output at all.
+  ir::Function ints = parse("func @g(%x: tensor<4 x f32>) -> tensor<i64> {\n"
+                            "  %a = argmax(%x) {axis = 0}\n  return %a\n}\n");
+  auto r3 = autodiff::vjp(ints, {0});
+  ASSERT_FALSE(r3);
+  EXPECT_NE(r3.error().message().find("no differentiable output"), std::string::npos) << r3.error().message();
+  // A non-scalar loss points at vjp.
+  ir::Function vec = parse("func @h(%x: tensor<4 x f32>) -> tensor<4 x f32> {\n  %y = exp(%x)\n  return %y\n}\n");
+  auto r4 = autodiff::grad(vec, {0});
+  ASSERT_FALSE(r4);
+  EXPECT_NE(r4.error().message().find("use vjp"), std::string::npos) << r4.error().message();
+}
+
+TEST(Autodiff, UnreachableInputGetsZerosAndAWarning) {
+  ir::Function fn = parse(kMixed);
+  auto r = autodiff::grad(fn, {0, 2});
+  ASSERT_TRUE(r) << r.error().render();
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_NE(r->warnings[0].find("%unused does not reach"), std::string::npos) << r->warnings[0];
+  std::vector<ref::RefTensor> in{ref::RefTensor(ref::DType::F32, {2, 4}, {1, 2, 3, 4, 5, 6, 7, 8}),
+                                 ref::RefTensor(ref::DType::I64, {2}, {1, 2}),
+                                 ref::RefTensor(ref::DType::F32, {4}, {1, 1, 1, 1}),
+                                 ref::RefTensor(ref::DType::Bool, {2, 4}, {1, 0, 1, 0, 1, 0, 1, 0})};
+  auto out = ref::evaluate(r->function, in);
+  ASSERT_TRUE(out) << out.error().render();
+  ASSERT_EQ(out->size(), 4u);
+  for (double v : (*out)[3].data)
+    EXPECT_EQ(v, 0.0);
+  // As an error on request.
+  autodiff::VjpOptions strict;
+  strict.unreachableIsError = true;
+  auto s = autodiff::grad(fn, {2}, 0, strict);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message().find("does not reach"), std::string::npos);
+}
+
+TEST(Autodiff, NamesAndIndicesResolve) {
+  ir::Function fn = parse(kMixed);
+  auto w = autodiff::resolveWrt(fn, {"%x", "2"});
+  ASSERT_TRUE(w) << w.error().render();
+  EXPECT_EQ(*w, (std::vector<size_t>{0, 2}));
+  auto bad = autodiff::resolveWrt(fn, {"nope"});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), ErrorCode::NotFound);
+  EXPECT_NE(bad.error().message().find("%x, %i, %unused, %m"), std::string::npos) << bad.error().message();
+  auto twice = autodiff::grad(fn, {0, 0});
+  ASSERT_FALSE(twice);
+}
+
+TEST(Autodiff, GradOfScalarLossAndSignature) {
+  ir::Function fn = parse(R"(
+func @loss(%x: tensor<B x 3 x f32>, %w: tensor<3 x 2 x f32>) -> tensor<f32> {
+  %h = matmul(%x, %w)
+  %r = relu(%h)
+  %l = reduce_mean(%r)
+  return %l
+}
+)");
+  auto r = autodiff::grad(fn, {1});
+  ASSERT_TRUE(r) << r.error().render();
+  EXPECT_EQ(r->function.name, "loss_grad");
+  EXPECT_EQ(text::functionSignature(r->function),
+            "func @loss_grad(%x: tensor<B x 3 x f32>, %w: tensor<3 x 2 x f32>) -> (tensor<f32>, tensor<3 x 2 x f32>)");
+  EXPECT_EQ(r->function.value(r->function.returns[1]).name, "grad.w");
+  // relu at exactly 0 has derivative 0: x = 0 gives a zero gradient, not NaN.
+  std::vector<ref::RefTensor> in{ref::RefTensor(ref::DType::F32, {1, 3}, {0, 0, 0}),
+                                 ref::RefTensor(ref::DType::F32, {3, 2}, {1, 2, 3, 4, 5, 6})};
+  auto out = ref::evaluate(r->function, in);
+  ASSERT_TRUE(out) << out.error().render();
+  for (double v : (*out)[1].data)
+    EXPECT_EQ(v, 0.0);
+}
+
+TEST(Autodiff, MaxTiesSplitEvenly) {
+  ir::Function fn = parse(R"(
+func @f(%a: tensor<3 x f64>, %b: tensor<3 x f64>) -> tensor<f64> {
+  %m = max(%a, %b)
+  %r = reduce_max(%m)
+  return %r
+}
+)");
+  auto r = autodiff::grad(fn, {0, 1});
+  ASSERT_TRUE(r) << r.error().render();
+  // a = b = [2, 2, 1]: the max 2 is tied twice in reduce_max (1/2 each) and
+  // each element tied between a and b (1/2 each).
+  auto out = ref::evaluate(r->function, {ref::RefTensor(ref::DType::F64, {3}, {2, 2, 1}),
+                                         ref::RefTensor(ref::DType::F64, {3}, {2, 2, 1})});
+  ASSERT_TRUE(out) << out.error().render();
+  EXPECT_EQ((*out)[1].data, (std::vector<double>{0.25, 0.25, 0}));
+  EXPECT_EQ((*out)[2].data, (std::vector<double>{0.25, 0.25, 0}));
+}
+
+TEST(Autodiff, TransformerBlockDifferentiates) {
+  auto m = text::parseModule(R"(
+func @blk(%x: tensor<B x S x D x f32>, %g: tensor<D x f32>, %b: tensor<D x f32>, %wq: tensor<D x D x f32>,
+          %wk: tensor<D x D x f32>, %wv: tensor<D x D x f32>) -> tensor<B x S x D x f32> {
+  %h = layer_norm(%x, %g, %b)
+  %q = matmul(%h, %wq)
+  %k = matmul(%h, %wk)
+  %v = matmul(%h, %wv)
+  %q4 = reshape(%q) : tensor<B x S x H x D/H x f32>
+  %k4 = reshape(%k) : tensor<B x S x H x D/H x f32>
+  %v4 = reshape(%v) : tensor<B x S x H x D/H x f32>
+  %qh = transpose(%q4) {perm = [0, 2, 1, 3]}
+  %kh = transpose(%k4) {perm = [0, 2, 1, 3]}
+  %vh = transpose(%v4) {perm = [0, 2, 1, 3]}
+  %att = attention(%qh, %kh, %vh) {causal = true}
+  %at = transpose(%att) {perm = [0, 2, 1, 3]}
+  %a = reshape(%at) : tensor<B x S x D x f32>
+  %y = add(%x, %a)
+  return %y
+}
+)",
+                             "blk.tsr");
+  ASSERT_TRUE(m) << m.error().render();
+  auto r = autodiff::vjp(m->functions[0], {0, 1, 2, 3, 4, 5});
+  ASSERT_TRUE(r) << r.error().render();
+  std::string printed = text::printFunction(r->function);
+  auto again = text::parseModule(printed, "g.tsr");
+  ASSERT_TRUE(again) << again.error().render() << printed;
+  EXPECT_EQ(text::printFunction(again->functions[0]), printed);
+}
+
+// A deep elementwise chain: without remat every tanh output is kept for the
+// backward pass; with rematElementwise they are recomputed from x at each
+// use, so the peak of live bytes drops, and the gradient is unchanged.
+TEST(Autodiff, RematLowersPeakLiveBytes) {
+  std::string body = "func @chain(%x: tensor<N x f32>) -> tensor<f32> {\n";
+  std::string prev = "%x";
+  for (int i = 0; i < 8; ++i) {
+    std::string cur = "%t" + std::to_string(i);
+    body += "  " + cur + " = tanh(" + prev + ")\n";
+    prev = cur;
+  }
+  body += "  %l = reduce_sum(" + prev + ")\n  return %l\n}\n";
+  ir::Function fn = parse(body);
+  auto plain = autodiff::grad(fn, {0});
+  ASSERT_TRUE(plain) << plain.error().render();
+  autodiff::VjpOptions opts;
+  opts.rematElementwise = true;
+  auto remat = autodiff::grad(fn, {0}, 0, opts);
+  ASSERT_TRUE(remat) << remat.error().render();
+  ir::SymbolBindings sym{{"N", 1 << 16}};
+  auto p0 = autodiff::peakLiveBytes(plain->function, sym);
+  auto p1 = autodiff::peakLiveBytes(remat->function, sym);
+  ASSERT_TRUE(p0 && p1);
+  const int64_t act = int64_t(4) << 16; // one activation
+  EXPECT_GE(*p0, 9 * act) << "x and the 8 tanh outputs are live at the end of the forward pass";
+  EXPECT_LE(*p1, 5 * act) << "with remat only a few activations are live at once";
+  std::printf("peak live bytes: %lld without remat, %lld with (N = 65536, f32)\n", (long long)*p0,
+              (long long)*p1);
+
+  // Selected values only: keeping t3 and recomputing the others stays below
+  // the plain peak too.
+  autodiff::VjpOptions some;
+  some.remat = {"t0", "t1", "t2", "%t4", "t5", "t6"};
+  auto sel = autodiff::grad(fn, {0}, 0, some);
+  ASSERT_TRUE(sel) << sel.error().render();
+  auto p2 = autodiff::peakLiveBytes(sel->function, sym);
+  ASSERT_TRUE(p2);
+  EXPECT_LT(*p2, *p0);
+
+  // Same numbers.
+  std::vector<ref::RefTensor> in{ref::RefTensor(ref::DType::F32, {5}, {0.3, -1.2, 0.7, 2.0, -0.4})};
+  auto a = ref::evaluate(plain->function, in), b = ref::evaluate(remat->function, in),
+       c = ref::evaluate(sel->function, in);
+  ASSERT_TRUE(a && b && c);
+  EXPECT_EQ((*a)[1].data, (*b)[1].data);
+  EXPECT_EQ((*a)[1].data, (*c)[1].data);
+
+  // Bad remat names.
+  autodiff::VjpOptions bad;
+  bad.remat = {"x"};
+  auto e1 = autodiff::grad(fn, {0}, 0, bad);
+  ASSERT_FALSE(e1);
+  EXPECT_NE(e1.error().message().find("parameter"), std::string::npos);
+  bad.remat = {"zz"};
+  EXPECT_FALSE(autodiff::grad(fn, {0}, 0, bad));
+}
+
+} // namespace

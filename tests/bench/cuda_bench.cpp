@@ -1,0 +1,528 @@
+// tessera-cuda-bench: times Schedule IR kernels on the CUDA plugin through
+// its ABI (dlopen) with the plugin's measurement extension (CUDA events,
+// warm-up, median), and writes inputs and outputs to files so that
+// scripts/gpu/cuda_bench.py can check them against PyTorch and time PyTorch
+// on the same GPU. The kernels are the Schedule IR the fusion pass produces
+// for these ops (docs/compiler.md, "Lowering per op"), written out here so the
+// timing covers exactly one launch per kernel (no module-run overhead).
+//
+// Usage: tessera-cuda-bench --plugin-dir DIR --out DIR [--case GLOB] [--warmup N] [--reps N] [--small]
+// Prints one "RESULT {json}" line per case; exit 1 if any case failed.
+#include "tessera/sdk/backend_sdk.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <fnmatch.h>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+struct tessera_status_t {
+  tessera_status_code_t code;
+  std::string message;
+};
+
+namespace {
+
+tessera_status_t *statusCreate(tessera_status_code_t code, const char *message) {
+  return code == TESSERA_STATUS_OK ? nullptr : new tessera_status_t{code, message ? message : ""};
+}
+void *hostAllocate(void *, size_t size, size_t alignment) {
+  return std::aligned_alloc(alignment < 16 ? 16 : alignment, (size + 15) / 16 * 16);
+}
+void hostDeallocate(void *, void *p) { std::free(p); }
+
+std::string take(tessera_status_t *s) {
+  if (!s)
+    return {};
+  std::string m = "status " + std::to_string(s->code) + ": " + s->message;
+  delete s;
+  return m;
+}
+
+struct Buffer {
+  std::string name, dtype; // "bf16" | "f32"
+  std::vector<int64_t> shape;
+  bool random = false;     // input drawn at random (written to a file)
+  bool output = false;     // read back and written to a file
+};
+
+struct KernelUse {
+  std::string sir;                   // one-kernel Schedule IR program
+  std::vector<std::string> operands; // buffer per operand
+  std::vector<int64_t> scalars;
+};
+
+struct Case {
+  std::string name, peer; // peer: what the Python driver compares with
+  double flops = 0;       // for TFLOP/s
+  double bytes = 0;       // minimum traffic, for GB/s
+  std::vector<Buffer> buffers;
+  std::vector<KernelUse> kernels;
+};
+
+size_t dtypeBytes(const std::string &d) { return d == "f32" ? 4 : 2; }
+int64_t elems(const std::vector<int64_t> &s) {
+  int64_t n = 1;
+  for (int64_t d : s)
+    n *= d;
+  return n;
+}
+
+uint16_t toBf16(float f) {
+  uint32_t w;
+  std::memcpy(&w, &f, 4);
+  w += 0x7fff + ((w >> 16) & 1);
+  return static_cast<uint16_t>(w >> 16);
+}
+
+// --- the Schedule IR of each op (as fusion lowers it) --------------------------
+
+std::string gemmSir() {
+  return R"(tessera-schedule v1
+symbols M N K
+kernel "matmul" matmul {
+  operand 0 in bf16 [s0, s2]
+  operand 1 in bf16 [s2, s1]
+  operand 2 out bf16 [s0, s1]
+  parallel [s0, s1]
+  knobs tile=[64, 64] tile_k=256 vector=8
+  stage reduce [s2] {
+    v0: f32 = load 0 [p0, r0]
+    v1: f32 = load 1 [r0, p1]
+    v2: f32 = mul v0 v1
+    v3: f32 = reduce sum v2
+  }
+  stage map [] {
+    store 2 [p0, p1] v3
+  }
+}
+)";
+}
+
+// Batched q k^T * scale (B transposed through its index map), then p v.
+std::string scoresSir() {
+  return R"(tessera-schedule v1
+symbols BH S D
+kernel "scores" matmul {
+  operand 0 in bf16 [s0, s1, s2]
+  operand 1 in bf16 [s0, s1, s2]
+  operand 2 out bf16 [s0, s1, s1]
+  parallel [s0, s1, s1]
+  knobs tile=[1, 64, 64] tile_k=256 vector=8
+  stage reduce [s2] {
+    v0: f32 = load 0 [p0, p1, r0]
+    v1: f32 = load 1 [p0, p2, r0]
+    v2: f32 = mul v0 v1
+    v3: f32 = reduce sum v2
+  }
+  stage map [] {
+    v4: f32 = const 0.088388347648318447
+    v5: f32 = mul v3 v4
+    store 2 [p0, p1, p2] v5
+  }
+}
+)";
+}
+std::string pvSir() {
+  return R"(tessera-schedule v1
+symbols BH S D
+kernel "pv" matmul {
+  operand 0 in bf16 [s0, s1, s1]
+  operand 1 in bf16 [s0, s1, s2]
+  operand 2 out bf16 [s0, s1, s2]
+  parallel [s0, s1, s2]
+  knobs tile=[1, 64, 64] tile_k=256 vector=8
+  stage reduce [s1] {
+    v0: f32 = load 0 [p0, p1, r0]
+    v1: f32 = load 1 [p0, r0, p2]
+    v2: f32 = mul v0 v1
+    v3: f32 = reduce sum v2
+  }
+  stage map [] {
+    store 2 [p0, p1, p2] v3
+  }
+}
+)";
+}
+
+std::string softmaxSir() {
+  return R"(tessera-schedule v1
+symbols R C
+kernel "softmax" loop {
+  operand 0 in bf16 [s0, s1]
+  operand 1 out bf16 [s0, s1]
+  parallel [s0]
+  knobs vector=8
+  stage reduce [s1] {
+    v0: f32 = load 0 [p0, r0]
+    v1: f32 = reduce max v0
+  }
+  stage reduce [s1] {
+    v2: f32 = load 0 [p0, r0]
+    v3: f32 = sub v2 v1
+    v4: f32 = exp v3
+    v5: f32 = reduce sum v4
+  }
+  stage map [s1] {
+    v6: f32 = load 0 [p0, r0]
+    v7: f32 = sub v6 v1
+    v8: f32 = exp v7
+    v9: f32 = div v8 v5
+    store 1 [p0, r0] v9
+  }
+}
+)";
+}
+
+std::string layerNormSir() {
+  return R"(tessera-schedule v1
+symbols R C
+kernel "layer_norm" loop {
+  operand 0 in bf16 [s0, s1]
+  operand 1 in bf16 [s1]
+  operand 2 in bf16 [s1]
+  operand 3 out bf16 [s0, s1]
+  parallel [s0]
+  knobs vector=8
+  stage reduce [s1] {
+    v0: f32 = load 0 [p0, r0]
+    v1: f32 = reduce sum v0
+  }
+  stage reduce [s1] {
+    v2: f32 = load 0 [p0, r0]
+    v3: f32 = index s1
+    v4: f32 = div v1 v3
+    v5: f32 = sub v2 v4
+    v6: f32 = mul v5 v5
+    v7: f32 = reduce sum v6
+  }
+  stage map [s1] {
+    v8: f32 = load 0 [p0, r0]
+    v9: f32 = index s1
+    v10: f32 = div v1 v9
+    v11: f32 = sub v8 v10
+    v12: f32 = div v7 v9
+    v13: f32 = const 1.0000000000000001e-05
+    v14: f32 = add v12 v13
+    v15: f32 = rsqrt v14
+    v16: f32 = mul v11 v15
+    v17: f32 = load 1 [r0]
+    v18: f32 = mul v16 v17
+    v19: f32 = load 2 [r0]
+    v20: f32 = add v18 v19
+    store 3 [p0, r0] v20
+  }
+}
+)";
+}
+
+std::string rmsNormSir() {
+  return R"(tessera-schedule v1
+symbols R C
+kernel "rms_norm" loop {
+  operand 0 in bf16 [s0, s1]
+  operand 1 in bf16 [s1]
+  operand 2 out bf16 [s0, s1]
+  parallel [s0]
+  knobs vector=8
+  stage reduce [s1] {
+    v0: f32 = load 0 [p0, r0]
+    v1: f32 = mul v0 v0
+    v2: f32 = reduce sum v1
+  }
+  stage map [s1] {
+    v3: f32 = load 0 [p0, r0]
+    v4: f32 = index s1
+    v5: f32 = div v2 v4
+    v6: f32 = const 9.9999999999999995e-07
+    v7: f32 = add v5 v6
+    v8: f32 = rsqrt v7
+    v9: f32 = mul v3 v8
+    v10: f32 = load 1 [r0]
+    v11: f32 = mul v9 v10
+    store 2 [p0, r0] v11
+  }
+}
+)";
+}
+
+std::string copySir() {
+  return R"(tessera-schedule v1
+symbols R C
+kernel "copy" loop {
+  operand 0 in bf16 [s0, s1]
+  operand 1 out bf16 [s0, s1]
+  parallel [s0]
+  knobs vector=8
+  stage map [s1] {
+    v0: f32 = load 0 [p0, r0]
+    store 1 [p0, r0] v0
+  }
+}
+)";
+}
+
+std::vector<Case> cases(bool small) {
+  std::vector<Case> c;
+  int64_t n = small ? 512 : 4096;
+  {
+    Case g{"gemm_bf16", "torch.matmul", 2.0 * n * n * n, 3.0 * n * n * 2, {}, {}};
+    g.buffers = {{"a", "bf16", {n, n}, true, false}, {"b", "bf16", {n, n}, true, false}, {"c", "bf16", {n, n}, false, true}};
+    g.kernels = {{gemmSir(), {"a", "b", "c"}, {n, n, n}}};
+    c.push_back(g);
+  }
+  int64_t rows = small ? 1024 : 16384, cols = small ? 1024 : 4096;
+  double rowBytes = 2.0 * rows * cols * 2;
+  {
+    Case s{"softmax_bf16", "torch.softmax", 0, rowBytes, {}, {}};
+    s.buffers = {{"x", "bf16", {rows, cols}, true, false}, {"y", "bf16", {rows, cols}, false, true}};
+    s.kernels = {{softmaxSir(), {"x", "y"}, {rows, cols}}};
+    c.push_back(s);
+  }
+  {
+    Case l{"layer_norm_bf16", "torch.layer_norm", 0, rowBytes, {}, {}};
+    l.buffers = {{"x", "bf16", {rows, cols}, true, false}, {"g", "bf16", {cols}, true, false},
+                 {"b", "bf16", {cols}, true, false}, {"y", "bf16", {rows, cols}, false, true}};
+    l.kernels = {{layerNormSir(), {"x", "g", "b", "y"}, {rows, cols}}};
+    c.push_back(l);
+  }
+  {
+    Case r{"rms_norm_bf16", "torch.rms_norm", 0, rowBytes, {}, {}};
+    r.buffers = {{"x", "bf16", {rows, cols}, true, false}, {"g", "bf16", {cols}, true, false},
+                 {"y", "bf16", {rows, cols}, false, true}};
+    r.kernels = {{rmsNormSir(), {"x", "g", "y"}, {rows, cols}}};
+    c.push_back(r);
+  }
+  {
+    Case k{"copy_bf16", "tensor.copy_", 0, rowBytes, {}, {}};
+    k.buffers = {{"x", "bf16", {rows, cols}, true, false}, {"y", "bf16", {rows, cols}, false, true}};
+    k.kernels = {{copySir(), {"x", "y"}, {rows, cols}}};
+    c.push_back(k);
+  }
+  {
+    int64_t bh = small ? 8 : 64, s = small ? 512 : 4096, d = 128;
+    Case a{"attention_bf16", "sdpa", 4.0 * bh * s * s * d, 4.0 * bh * s * d * 2, {}, {}};
+    a.buffers = {{"q", "bf16", {bh, s, d}, true, false}, {"k", "bf16", {bh, s, d}, true, false},
+                 {"v", "bf16", {bh, s, d}, true, false}, {"scores", "bf16", {bh, s, s}, false, false},
+                 {"p", "bf16", {bh, s, s}, false, false}, {"o", "bf16", {bh, s, d}, false, true}};
+    a.kernels = {{scoresSir(), {"q", "k", "scores"}, {bh, s, d}},
+                 {softmaxSir(), {"scores", "p"}, {bh * s, s}},
+                 {pvSir(), {"p", "v", "o"}, {bh, s, d}}};
+    c.push_back(a);
+  }
+  return c;
+}
+
+struct Plugin {
+  void *lib = nullptr;
+  tessera_backend_host_t host{};
+  const tessera_backend_api_t *api = nullptr;
+  tessera_backend_plugin_t *plugin = nullptr;
+  const tessera_backend_measurement_extension_t *measure = nullptr;
+};
+
+bool writeFile(const std::string &path, const void *data, size_t n) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(static_cast<const char *>(data), static_cast<std::streamsize>(n));
+  return static_cast<bool>(f);
+}
+
+std::string jsonShape(const std::vector<int64_t> &s) {
+  std::string o = "[";
+  for (size_t i = 0; i < s.size(); ++i)
+    o += (i ? "," : "") + std::to_string(s[i]);
+  return o + "]";
+}
+
+// Runs one case; returns "" on success, else the failure.
+std::string runCase(Plugin &p, const Case &c, const std::string &outDir, uint32_t warmup, uint32_t reps,
+                    std::string *json) {
+  std::map<std::string, tessera_backend_buffer_t *> bufs;
+  std::string err;
+  auto cleanup = [&] {
+    for (auto &[n, b] : bufs)
+      take(p.api->buffer_free(p.plugin, b));
+  };
+  std::mt19937 rng(1234);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::string files = "[";
+  for (const Buffer &b : c.buffers) {
+    size_t bytes = static_cast<size_t>(elems(b.shape)) * dtypeBytes(b.dtype);
+    tessera_backend_buffer_t *buf = nullptr;
+    if (!(err = take(p.api->buffer_allocate(p.plugin, 0, bytes, &buf))).empty()) {
+      cleanup();
+      return "allocate " + b.name + ": " + err;
+    }
+    bufs[b.name] = buf;
+    if (b.random) {
+      std::vector<uint16_t> host(static_cast<size_t>(elems(b.shape)));
+      for (auto &h : host) {
+        float v = dist(rng);
+        h = toBf16(v == 0.f ? 0.5f : v);
+      }
+      if (!(err = take(p.api->buffer_copy_from_host(p.plugin, buf, 0, host.data(), bytes))).empty()) {
+        cleanup();
+        return "upload " + b.name + ": " + err;
+      }
+      std::string path = outDir + "/" + c.name + "." + b.name + ".bin";
+      writeFile(path, host.data(), bytes);
+    }
+    if (b.random || b.output)
+      files += std::string(files.size() > 1 ? "," : "") + "{\"name\":\"" + b.name + "\",\"dtype\":\"" + b.dtype +
+               "\",\"shape\":" + jsonShape(b.shape) + ",\"role\":\"" + (b.output ? "out" : "in") + "\"}";
+  }
+  files += "]";
+  double total = 0;
+  std::string perKernel = "[";
+  for (const KernelUse &k : c.kernels) {
+    tessera_device_description_t desc{};
+    desc.struct_size = sizeof(desc);
+    desc.plugin = "cuda";
+    tessera_backend_compile_args_t args{};
+    args.struct_size = sizeof(args);
+    args.program = k.sir.data();
+    args.program_size = k.sir.size();
+    args.program_format = "tessera-schedule-v1";
+    args.target = &desc;
+    args.device_ordinal = 0;
+    tessera_backend_executable_t *exe = nullptr;
+    if (!(err = take(p.api->compile(p.plugin, &args, &exe))).empty()) {
+      cleanup();
+      return "compile: " + err;
+    }
+    std::vector<tessera_backend_buffer_t *> ops;
+    for (const std::string &o : k.operands)
+      ops.push_back(bufs[o]);
+    tessera_backend_launch_args_t launch{};
+    launch.struct_size = sizeof(launch);
+    launch.executable = exe;
+    launch.kernel_index = 0;
+    launch.device_ordinal = 0;
+    launch.buffers = ops.data();
+    launch.num_buffers = ops.size();
+    launch.scalars = k.scalars.data();
+    launch.num_scalars = k.scalars.size();
+    // One launch for the numerics, synchronized so faults show here.
+    err = take(p.api->launch(p.plugin, &launch));
+    if (err.empty())
+      err = take(p.api->synchronize(p.plugin, 0));
+    tessera_backend_measurement_t m{};
+    m.struct_size = sizeof(m);
+    if (err.empty()) {
+      tessera_backend_measure_args_t margs{};
+      margs.struct_size = sizeof(margs);
+      margs.launch = &launch;
+      margs.warmup = warmup;
+      margs.repetitions = reps;
+      err = take(p.measure->measure(p.plugin, &margs, &m));
+    }
+    take(p.api->executable_destroy(p.plugin, exe));
+    if (!err.empty()) {
+      cleanup();
+      return "run: " + err;
+    }
+    total += m.median_seconds;
+    char buf[128];
+    std::snprintf(buf, sizeof(buf), "%s%.6f", perKernel.size() > 1 ? "," : "", m.median_seconds * 1e3);
+    perKernel += buf;
+  }
+  perKernel += "]";
+  for (const Buffer &b : c.buffers) {
+    if (!b.output)
+      continue;
+    size_t bytes = static_cast<size_t>(elems(b.shape)) * dtypeBytes(b.dtype);
+    std::vector<char> host(bytes);
+    if (!(err = take(p.api->buffer_copy_to_host(p.plugin, bufs[b.name], 0, host.data(), bytes))).empty()) {
+      cleanup();
+      return "download: " + err;
+    }
+    writeFile(outDir + "/" + c.name + "." + b.name + ".bin", host.data(), bytes);
+  }
+  cleanup();
+  char buf[512];
+  std::snprintf(buf, sizeof(buf),
+                "{\"case\":\"%s\",\"peer\":\"%s\",\"median_ms\":%.6f,\"kernel_ms\":%s,\"flops\":%.6g,\"bytes\":%.6g,"
+                "\"files\":",
+                c.name.c_str(), c.peer.c_str(), total * 1e3, perKernel.c_str(), c.flops, c.bytes);
+  *json = std::string(buf) + files + "}";
+  return {};
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::string pluginDir, outDir = ".", filter;
+  uint32_t warmup = 10, reps = 50;
+  bool small = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--plugin-dir") pluginDir = next();
+    else if (a == "--out") outDir = next();
+    else if (a == "--case") filter = next();
+    else if (a == "--warmup") warmup = static_cast<uint32_t>(std::atoi(next().c_str()));
+    else if (a == "--reps") reps = static_cast<uint32_t>(std::atoi(next().c_str()));
+    else if (a == "--small") small = true;
+    else {
+      std::fprintf(stderr, "usage: tessera-cuda-bench --plugin-dir DIR --out DIR [--case GLOB] [--warmup N] [--reps N] [--small]\n");
+      return 2;
+    }
+  }
+  Plugin p;
+  std::string path = pluginDir + "/libtessera-backend-cuda.so";
+  p.lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!p.lib) {
+    std::fprintf(stderr, "cannot load %s: %s\n", path.c_str(), dlerror());
+    return 3;
+  }
+  auto entry = reinterpret_cast<tessera_backend_get_api_fn_t>(dlsym(p.lib, TESSERA_BACKEND_ENTRY_SYMBOL));
+  p.host.struct_size = sizeof(p.host);
+  p.host.abi_min_major = p.host.abi_max_major = TESSERA_ABI_VERSION_MAJOR;
+  p.host.abi_max_minor = TESSERA_ABI_VERSION_MINOR;
+  p.host.status_create = statusCreate;
+  p.host.allocate = hostAllocate;
+  p.host.deallocate = hostDeallocate;
+  std::string err;
+  if (!entry || !(err = take(entry(&p.host, &p.api))).empty() || !(err = take(p.api->initialize(&p.host, &p.plugin))).empty()) {
+    std::fprintf(stderr, "cannot start the cuda plugin: %s\n", err.c_str());
+    return 3;
+  }
+  for (const tessera_backend_extension_t *e = p.api->extensions; e; e = e->next)
+    if (e->type == TESSERA_BACKEND_EXTENSION_MEASUREMENT)
+      p.measure = reinterpret_cast<const tessera_backend_measurement_extension_t *>(e);
+  uint32_t count = 0;
+  if (!(err = take(p.api->device_count(p.plugin, &count))).empty() || count == 0 || !p.measure) {
+    std::fprintf(stderr, "no CUDA device: %s\n", err.c_str());
+    take(p.api->shutdown(p.plugin));
+    return 3;
+  }
+  tessera_backend_device_info_t info{};
+  info.struct_size = sizeof(info);
+  take(p.api->device_get_info(p.plugin, 0, &info));
+  std::printf("device: %s (%s, %u SMs)\n", info.name, info.architecture, info.compute_units);
+  int failed = 0;
+  for (const Case &c : cases(small)) {
+    if (!filter.empty() && fnmatch(filter.c_str(), c.name.c_str(), 0) != 0)
+      continue;
+    std::string json;
+    std::string e = runCase(p, c, outDir, warmup, reps, &json);
+    if (!e.empty()) {
+      ++failed;
+      std::printf("RESULT {\"case\":\"%s\",\"peer\":\"%s\",\"error\":\"", c.name.c_str(), c.peer.c_str());
+      for (char ch : e.substr(0, 600))
+        std::putchar(ch == '"' || ch == '\\' ? '\'' : ch == '\n' ? ' ' : ch);
+      std::printf("\"}\n");
+    } else {
+      std::printf("RESULT %s\n", json.c_str());
+    }
+    std::fflush(stdout);
+  }
+  take(p.api->shutdown(p.plugin));
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,547 @@
+// The CUDA backend without a GPU: Schedule IR -> CUDA C++ for every construct
+// (tests/cuda/programs.h), compiled by NVRTC for sm_80 and sm_90a, the PTX
+// assembled again by ptxas (resource usage checked), launch planning, the
+// cost model, and the plugin through its ABI (dlopen): "no device" status,
+// compile-only for a named architecture, serialization and its validation,
+// error paths. NVRTC/ptxas absent: the tests that need them skip and say why.
+#include "CostModel.h"
+#include "CudaCodegen.h"
+#include "Nvrtc.h"
+#include "programs.h"
+
+#include "tessera/sdk/backend_sdk.h"
+#include "tessera/sdk/schedule_ir.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+
+struct tessera_status_t {
+  tessera_status_code_t code;
+  std::string message;
+};
+
+namespace {
+
+namespace sir = tessera::schedule;
+using namespace tessera::cuda;
+
+sir::Program parse(const std::string &text) {
+  sir::Program p;
+  sir::ParseError e;
+  EXPECT_TRUE(sir::parseProgram(text, &p, &e)) << e.str();
+  return p;
+}
+
+GeneratedProgram gen(const sir::Program &p, int sm = 90, bool a = true) {
+  GeneratedProgram g;
+  std::string error;
+  CodegenOptions o;
+  o.smVersion = sm;
+  o.archSpecific = a;
+  EXPECT_TRUE(generateProgram(p, o, &g, &error)) << error;
+  return g;
+}
+
+const KernelPlan *planNamed(const GeneratedProgram &g, const std::string &name) {
+  for (const KernelPlan &k : g.kernels)
+    if (k.name == name)
+      return &k;
+  return nullptr;
+}
+
+size_t kernelIndex(const sir::Program &p, const std::string &name) {
+  for (size_t i = 0; i < p.kernels.size(); ++i)
+    if (p.kernels[i].name == name)
+      return i;
+  return SIZE_MAX;
+}
+
+#define REQUIRE_NVRTC()                                                                                      \
+  do {                                                                                                       \
+    std::string why;                                                                                         \
+    if (!nvrtcAvailable(&why))                                                                               \
+      GTEST_SKIP() << "NVRTC unavailable here: " << why;                                                     \
+  } while (0)
+
+std::string run(const std::string &cmd, int *rc) {
+  std::string out;
+  FILE *f = popen((cmd + " 2>&1").c_str(), "r");
+  if (!f) {
+    *rc = -1;
+    return out;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+    out.append(buf, n);
+  *rc = pclose(f);
+  return out;
+}
+
+// ---- generated code compiles for both targets, and ptxas accepts the PTX ------------
+
+class CompileAll : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CompileAll, NvrtcAndPtxas) {
+  REQUIRE_NVRTC();
+  for (const auto &[name, text] : tessera::cuda::test::programs()) {
+    SCOPED_TRACE(name);
+    sir::Program p = parse(text);
+    int sm = 0;
+    bool a = false;
+    ASSERT_TRUE(parseArchitecture(GetParam(), &sm, &a));
+    GeneratedProgram g = gen(p, sm, a);
+    NvrtcResult r = nvrtcCompile(g.source, name + ".cu", GetParam(), true);
+    ASSERT_EQ(r.kind, NvrtcResult::Kind::Ok) << r.message << "\n" << g.source;
+    EXPECT_GT(r.cubin.size(), 100u);
+    // ELF magic: NVRTC produced machine code, not PTX for the JIT.
+    ASSERT_GE(r.cubin.size(), 4u);
+    EXPECT_EQ(std::memcmp(r.cubin.data(), "\x7f" "ELF", 4), 0);
+    ASSERT_FALSE(r.ptx.empty());
+    // Every function of every kernel is in the PTX.
+    for (const KernelPlan &k : g.kernels) {
+      EXPECT_NE(r.ptx.find(".entry " + k.function(LaunchMode::Thread)), std::string::npos) << k.name;
+      if (k.block) {
+        EXPECT_NE(r.ptx.find(".entry " + k.function(LaunchMode::Block)), std::string::npos) << k.name;
+      }
+      if (k.flat) {
+        EXPECT_NE(r.ptx.find(".entry " + k.function(LaunchMode::Flat)), std::string::npos) << k.name;
+      }
+      if (k.gemm.usable) {
+        EXPECT_NE(r.ptx.find(".entry " + k.function(LaunchMode::Gemm)), std::string::npos) << k.name;
+      }
+    }
+#ifdef TESSERA_TEST_PTXAS
+    char tmpl[] = "/tmp/tessera-cuda-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    std::string dir = tmpl, ptxFile = dir + "/k.ptx";
+    std::ofstream(ptxFile) << r.ptx;
+    int rc = 0;
+    std::string out = ::run(std::string(TESSERA_TEST_PTXAS) + " -arch=" + GetParam() + " -v -o " + dir + "/k.cubin " +
+                                ptxFile,
+                            &rc);
+    EXPECT_EQ(rc, 0) << out;
+    // No kernel spills registers to local memory.
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);)
+      if (line.find("spill stores") != std::string::npos) {
+        EXPECT_NE(line.find(" 0 bytes spill stores"), std::string::npos) << line;
+      }
+    std::remove((dir + "/k.cubin").c_str());
+    std::remove(ptxFile.c_str());
+    rmdir(dir.c_str());
+#endif
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, CompileAll, ::testing::Values("sm_80", "sm_90a"));
+
+TEST(CudaCodegen, TensorCoreAndShuffleInstructionsArePresent) {
+  REQUIRE_NVRTC();
+  auto programs = tessera::cuda::test::programs();
+  std::string mmText, redText;
+  for (auto &[name, text] : programs) {
+    if (name == "matmul")
+      mmText = text;
+    if (name == "reductions")
+      redText = text;
+  }
+  GeneratedProgram g = gen(parse(mmText));
+  NvrtcResult r = nvrtcCompile(g.source, "mm.cu", "sm_90a", true);
+  ASSERT_EQ(r.kind, NvrtcResult::Kind::Ok) << r.message;
+  EXPECT_NE(r.ptx.find("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"), std::string::npos);
+  EXPECT_NE(r.ptx.find("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"), std::string::npos);
+  EXPECT_NE(r.ptx.find("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32"), std::string::npos);
+  GeneratedProgram g2 = gen(parse(redText));
+  NvrtcResult r2 = nvrtcCompile(g2.source, "red.cu", "sm_80", true);
+  ASSERT_EQ(r2.kind, NvrtcResult::Kind::Ok) << r2.message;
+  EXPECT_NE(r2.ptx.find("shfl.sync.bfly"), std::string::npos);
+}
+
+TEST(CudaCodegen, UnknownArchitectureIsRejectedByNvrtc) {
+  REQUIRE_NVRTC();
+  NvrtcResult r = nvrtcCompile("extern \"C\" __global__ void k() {}", "k.cu", "sm_79", false);
+  EXPECT_EQ(r.kind, NvrtcResult::Kind::BadArchitecture);
+  EXPECT_NE(r.message.find("INVALID_OPTION"), std::string::npos) << r.message;
+}
+
+// ---- plans: which path each kernel takes ---------------------------------------------
+
+TEST(CudaCodegen, PathsPerKernel) {
+  auto programs = tessera::cuda::test::programs();
+  std::map<std::string, sir::Program> parsed;
+  for (auto &[name, text] : programs)
+    parsed[name] = parse(text);
+  GeneratedProgram un = gen(parsed["unary"]);
+  EXPECT_TRUE(un.kernels[0].flat);
+  EXPECT_FALSE(un.kernels[0].hasReduce);
+  GeneratedProgram mm = gen(parsed["matmul"]);
+  EXPECT_TRUE(planNamed(mm, "mm_bf16")->gemm.usable);
+  EXPECT_EQ(planNamed(mm, "mm_bf16")->gemm.input, GemmInput::BF16);
+  EXPECT_TRUE(planNamed(mm, "mm_f16_bt")->gemm.usable);
+  EXPECT_EQ(planNamed(mm, "mm_tf32")->gemm.input, GemmInput::TF32);
+  EXPECT_FALSE(planNamed(mm, "mm_f32")->gemm.usable) << "f32 stays exact unless tf32=1";
+  GeneratedProgram red = gen(parsed["reductions"]);
+  EXPECT_TRUE(planNamed(red, "softmax")->hasReduce);
+  EXPECT_FALSE(planNamed(red, "softmax")->flat);
+  EXPECT_TRUE(planNamed(red, "triangular")->extentsUseParallel);
+  GeneratedProgram idx = gen(parsed["indexing"]);
+  EXPECT_TRUE(planNamed(idx, "gather")->flat);
+}
+
+TEST(CudaCodegen, FlatteningRequiresStoresToFollowEveryInnerLoop) {
+  // The store ignores r0: iterations of one point would race if flattened.
+  sir::Program p = parse(R"(tessera-schedule v1
+symbols
+kernel "last_write_wins" loop {
+  operand 0 in f32 [4, 8]
+  operand 1 out f32 [4]
+  parallel [4]
+  stage map [8] {
+    v0: f32 = load 0 [p0, r0]
+    store 1 [p0] v0
+  }
+}
+)");
+  EXPECT_FALSE(gen(p).kernels[0].flat);
+}
+
+TEST(CudaCodegen, LaunchModesFollowShapes) {
+  auto programs = tessera::cuda::test::programs();
+  sir::Program red, un, mm;
+  for (auto &[name, text] : programs) {
+    if (name == "reductions")
+      red = parse(text);
+    if (name == "unary")
+      un = parse(text);
+    if (name == "matmul")
+      mm = parse(text);
+  }
+  GeneratedProgram g = gen(red);
+  size_t sm = kernelIndex(red, "softmax");
+  LaunchConfig c;
+  std::string error;
+  int64_t longRows[] = {16384, 4096};
+  ASSERT_TRUE(planLaunch(red, sm, g.kernels[sm], longRows, 132, &c, &error));
+  EXPECT_EQ(c.mode, LaunchMode::Block);
+  EXPECT_EQ(c.grid[0], 16384u);
+  EXPECT_EQ(c.block[0] % 32, 0u);
+  int64_t shortRows[] = {100000, 5};
+  ASSERT_TRUE(planLaunch(red, sm, g.kernels[sm], shortRows, 132, &c, &error));
+  EXPECT_EQ(c.mode, LaunchMode::Thread);
+  int64_t none[] = {0, 7};
+  ASSERT_TRUE(planLaunch(red, sm, g.kernels[sm], none, 132, &c, &error));
+  EXPECT_TRUE(c.empty);
+  // Extents depending on a parallel loop: one thread per row.
+  size_t tri = kernelIndex(red, "triangular");
+  ASSERT_TRUE(planLaunch(red, tri, g.kernels[tri], longRows, 132, &c, &error));
+  EXPECT_EQ(c.mode, LaunchMode::Thread);
+
+  GeneratedProgram gu = gen(un);
+  int64_t b[] = {1000};
+  ASSERT_TRUE(planLaunch(un, 0, gu.kernels[0], b, 132, &c, &error));
+  EXPECT_EQ(c.mode, LaunchMode::Flat);
+  EXPECT_EQ(c.grid[0], (7000u + 255) / 256);
+
+  // GEMM strides from the affine index maps: A [3, 13, 24] at [p0, p1, r0];
+  // B [N, 24] at [p2, r0] (transposed).
+  GeneratedProgram gm = gen(mm);
+  size_t bt = kernelIndex(mm, "mm_f16_bt");
+  int64_t n[] = {40};
+  ASSERT_TRUE(planLaunch(mm, bt, gm.kernels[bt], n, 132, &c, &error));
+  EXPECT_EQ(c.mode, LaunchMode::Gemm);
+  ASSERT_EQ(c.extras.size(), 5u);
+  EXPECT_EQ(c.extras[0], 24); // sAm
+  EXPECT_EQ(c.extras[1], 1);  // sAk
+  EXPECT_EQ(c.extras[2], 1);  // sBk
+  EXPECT_EQ(c.extras[3], 24); // sBn
+  EXPECT_EQ(c.grid[2], 3u);   // batch
+  EXPECT_EQ(c.grid[0], 1u);   // one 128x128 tile covers 13 x 40
+  EXPECT_EQ(c.extras[4], 0);  // B transposed: no 16-byte loads
+  size_t nb = kernelIndex(mm, "mm_bf16");
+  ASSERT_TRUE(planLaunch(mm, nb, gm.kernels[nb], n, 132, &c, &error));
+  EXPECT_EQ(c.extras[2], 40); // sBk = N
+  EXPECT_EQ(c.extras[3], 1);
+  EXPECT_EQ(c.extras[4], 1);  // contiguous, 8-element aligned rows: 16-byte loads
+  int64_t odd[] = {36};
+  ASSERT_TRUE(planLaunch(mm, nb, gm.kernels[nb], odd, 132, &c, &error));
+  EXPECT_EQ(c.extras[4], 0);  // rows of B not 16-byte aligned
+}
+
+TEST(CudaCodegen, Architectures) {
+  int sm = 0;
+  bool a = false;
+  EXPECT_TRUE(parseArchitecture("sm_90a", &sm, &a));
+  EXPECT_EQ(sm, 90);
+  EXPECT_TRUE(a);
+  EXPECT_TRUE(parseArchitecture("sm_80", &sm, &a));
+  EXPECT_FALSE(a);
+  EXPECT_FALSE(parseArchitecture("gfx942", &sm, &a));
+  EXPECT_FALSE(parseArchitecture("sm_", &sm, &a));
+  EXPECT_FALSE(parseArchitecture("sm_90b", &sm, &a));
+  EXPECT_TRUE(cubinRunsOn("sm_80", "sm_86"));
+  EXPECT_FALSE(cubinRunsOn("sm_86", "sm_80"));
+  EXPECT_FALSE(cubinRunsOn("sm_80", "sm_90"));
+  EXPECT_TRUE(cubinRunsOn("sm_90a", "sm_90"));
+  EXPECT_FALSE(cubinRunsOn("sm_90a", "sm_100"));
+}
+
+TEST(CudaCostModel, GemmAndBandwidth) {
+  sir::Program mm;
+  for (auto &[name, text] : tessera::cuda::test::programs())
+    if (name == "matmul")
+      mm = parse(text);
+  GeneratedProgram g = gen(mm);
+  GpuModel h100 = gpuModelFor(90, 0);
+  size_t k = kernelIndex(mm, "mm_bf16");
+  int64_t n[] = {4096};
+  CostResult r = estimateKernelCost(mm, k, g.kernels[k], h100, n);
+  EXPECT_TRUE(r.feasible) << r.reason;
+  EXPECT_EQ(r.mode, LaunchMode::Gemm);
+  EXPECT_DOUBLE_EQ(r.flops, 2.0 * 3 * 13 * 4096 * 24);
+  EXPECT_GT(r.bytes, 3.0 * 13 * 4096 * 2);
+  EXPECT_GT(r.occupancy, 0.0);
+  // Once the GPU is full, twice the work takes longer.
+  int64_t n1[] = {1 << 18}, n2[] = {1 << 20};
+  r = estimateKernelCost(mm, k, g.kernels[k], h100, n1);
+  CostResult r2 = estimateKernelCost(mm, k, g.kernels[k], h100, n2);
+  EXPECT_GT(r2.seconds, r.seconds);
+  // A100 is slower than H100 on the same kernel.
+  CostResult r3 = estimateKernelCost(mm, k, g.kernels[k], gpuModelFor(80, 0), n2);
+  EXPECT_GT(r3.seconds, r2.seconds);
+}
+
+// ---- the plugin through its ABI --------------------------------------------------
+
+tessera_status_t *statusCreate(tessera_status_code_t code, const char *message) {
+  return code == TESSERA_STATUS_OK ? nullptr : new tessera_status_t{code, message ? message : ""};
+}
+void *hostAllocate(void *, size_t size, size_t alignment) {
+  return std::aligned_alloc(alignment < 16 ? 16 : alignment, (size + 15) / 16 * 16);
+}
+void hostDeallocate(void *, void *p) { std::free(p); }
+
+struct Status {
+  tessera_status_code_t code = TESSERA_STATUS_OK;
+  std::string message;
+  explicit Status(tessera_status_t *s) {
+    if (s) {
+      code = s->code;
+      message = s->message;
+      delete s;
+    }
+  }
+};
+
+class CudaPlugin : public ::testing::Test {
+protected:
+  void SetUp() override {
+    std::string path = std::string(TESSERA_TEST_PLUGIN_DIR) + "/libtessera-backend-cuda.so";
+    lib_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(lib_, nullptr) << dlerror();
+    auto entry = reinterpret_cast<tessera_backend_get_api_fn_t>(dlsym(lib_, TESSERA_BACKEND_ENTRY_SYMBOL));
+    ASSERT_NE(entry, nullptr);
+    host_.struct_size = sizeof(host_);
+    host_.abi_min_major = host_.abi_max_major = TESSERA_ABI_VERSION_MAJOR;
+    host_.abi_min_minor = 0;
+    host_.abi_max_minor = TESSERA_ABI_VERSION_MINOR;
+    host_.status_create = statusCreate;
+    host_.allocate = hostAllocate;
+    host_.deallocate = hostDeallocate;
+    ASSERT_EQ(Status(entry(&host_, &api_)).code, TESSERA_STATUS_OK);
+    ASSERT_EQ(Status(api_->initialize(&host_, &plugin_)).code, TESSERA_STATUS_OK);
+  }
+  void TearDown() override {
+    if (plugin_) {
+      EXPECT_EQ(Status(api_->shutdown(plugin_)).code, TESSERA_STATUS_OK);
+    }
+    if (lib_)
+      dlclose(lib_);
+  }
+  bool hasDevice() {
+    uint32_t n = 0;
+    Status s(api_->device_count(plugin_, &n));
+    return n > 0;
+  }
+
+  Status compile(const std::string &text, const char *arch, tessera_backend_executable_t **exe,
+                 std::map<std::string, std::string> *dumps = nullptr, const char *format = sir::kProgramFormat) {
+    tessera_device_description_t desc{};
+    desc.struct_size = sizeof(desc);
+    desc.plugin = "cuda";
+    desc.architecture = arch;
+    tessera_backend_compile_args_t args{};
+    args.struct_size = sizeof(args);
+    args.program = text.data();
+    args.program_size = text.size();
+    args.program_format = format;
+    args.target = &desc;
+    args.device_ordinal = -1;
+    if (dumps) {
+      args.dump_stages = "tile,target";
+      args.dump = [](void *user, const char *stage, const char *t, size_t n) {
+        (*static_cast<std::map<std::string, std::string> *>(user))[stage] = std::string(t, n);
+      };
+      args.dump_user_data = dumps;
+    }
+    return Status(api_->compile(plugin_, &args, exe));
+  }
+
+  void *lib_ = nullptr;
+  tessera_backend_host_t host_{};
+  const tessera_backend_api_t *api_ = nullptr;
+  tessera_backend_plugin_t *plugin_ = nullptr;
+};
+
+const char *kExp = "tessera-schedule v1\nsymbols B\nkernel \"exp\" loop {\n  operand 0 in f32 [s0, 4]\n"
+                   "  operand 1 out f32 [s0, 4]\n  parallel [s0]\n  stage map [4] {\n    v0: f32 = load 0 [p0, r0]\n"
+                   "    v1: f32 = exp v0\n    store 1 [p0, r0] v1\n  }\n}\n";
+
+TEST_F(CudaPlugin, TableAndNoDeviceStatus) {
+  EXPECT_STREQ(api_->name, "cuda");
+  EXPECT_NE(api_->compile, nullptr);
+  EXPECT_NE(api_->launch, nullptr);
+  EXPECT_NE(api_->synchronize, nullptr);
+  EXPECT_NE(api_->executable_serialize, nullptr);
+  EXPECT_NE(api_->executable_load, nullptr);
+  // Cost model and measurement extensions are chained.
+  bool cost = false, measure = false;
+  for (const tessera_backend_extension_t *e = api_->extensions; e; e = e->next) {
+    cost |= e->type == TESSERA_BACKEND_EXTENSION_COST_MODEL;
+    measure |= e->type == TESSERA_BACKEND_EXTENSION_MEASUREMENT;
+  }
+  EXPECT_TRUE(cost);
+  EXPECT_TRUE(measure);
+  uint32_t n = 99;
+  Status s(api_->device_count(plugin_, &n));
+  if (n > 0)
+    GTEST_SKIP() << "this machine has a CUDA device";
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(s.code, TESSERA_STATUS_NO_DEVICE) << s.message;
+  EXPECT_FALSE(s.message.empty());
+  std::printf("cuda plugin here: %s\n", s.message.c_str());
+  tessera_backend_buffer_t *b = nullptr;
+  EXPECT_EQ(Status(api_->buffer_allocate(plugin_, 0, 64, &b)).code, TESSERA_STATUS_NO_DEVICE);
+  EXPECT_EQ(Status(api_->synchronize(plugin_, 0)).code, TESSERA_STATUS_NO_DEVICE);
+}
+
+TEST_F(CudaPlugin, CompileOnlySerializeAndValidate) {
+  REQUIRE_NVRTC();
+  for (const char *arch : {"sm_80", "sm_90a"}) {
+    SCOPED_TRACE(arch);
+    tessera_backend_executable_t *exe = nullptr;
+    std::map<std::string, std::string> dumps;
+    Status s = compile(kExp, arch, &exe, &dumps);
+    ASSERT_EQ(s.code, TESSERA_STATUS_OK) << s.message;
+    EXPECT_NE(dumps["tile"].find("__global__"), std::string::npos);
+    EXPECT_NE(dumps["target"].find(".target " + std::string(arch)), std::string::npos) << dumps["target"].substr(0, 400);
+    void *data = nullptr;
+    size_t size = 0;
+    ASSERT_EQ(Status(api_->executable_serialize(plugin_, exe, &data, &size)).code, TESSERA_STATUS_OK);
+    std::string bytes(static_cast<char *>(data), size);
+    hostDeallocate(nullptr, data);
+    EXPECT_EQ(bytes.compare(0, 7, "TSRCUDA"), 0);
+    EXPECT_NE(bytes.find(arch), std::string::npos);
+    EXPECT_NE(bytes.find("kernel \"exp\""), std::string::npos);
+    EXPECT_EQ(Status(api_->executable_destroy(plugin_, exe)).code, TESSERA_STATUS_OK);
+
+    tessera_backend_load_args_t load{};
+    load.struct_size = sizeof(load);
+    load.device_ordinal = 0;
+    tessera_backend_executable_t *loaded = nullptr;
+    // Damaged bytes are refused before any device is needed.
+    for (size_t cut : {size_t(3), size / 2, size - 1}) {
+      load.data = bytes.data();
+      load.size = cut;
+      EXPECT_EQ(Status(api_->executable_load(plugin_, &load, &loaded)).code, TESSERA_STATUS_CORRUPT_DATA) << cut;
+    }
+    std::string flipped = bytes;
+    flipped[flipped.size() / 2] ^= 0x40;
+    load.data = flipped.data();
+    load.size = flipped.size();
+    EXPECT_EQ(Status(api_->executable_load(plugin_, &load, &loaded)).code, TESSERA_STATUS_CORRUPT_DATA);
+    std::string future = bytes;
+    future[8] = 9; // format version
+    load.data = future.data();
+    EXPECT_EQ(Status(api_->executable_load(plugin_, &load, &loaded)).code, TESSERA_STATUS_INCOMPATIBLE_VERSION);
+    // Intact bytes: valid, then the device decides.
+    load.data = bytes.data();
+    load.size = bytes.size();
+    Status l(api_->executable_load(plugin_, &load, &loaded));
+    if (hasDevice()) {
+      if (l.code == TESSERA_STATUS_OK)
+        api_->executable_destroy(plugin_, loaded);
+      else
+        EXPECT_EQ(l.code, TESSERA_STATUS_INCOMPATIBLE_VERSION) << l.message;
+    } else {
+      EXPECT_EQ(l.code, TESSERA_STATUS_NO_DEVICE) << l.message;
+    }
+  }
+}
+
+TEST_F(CudaPlugin, CompileErrors) {
+  REQUIRE_NVRTC();
+  tessera_backend_executable_t *exe = nullptr;
+  Status a = compile(kExp, "sm_75", &exe);
+  EXPECT_EQ(a.code, TESSERA_STATUS_UNSUPPORTED);
+  EXPECT_NE(a.message.find("sm_80"), std::string::npos) << a.message;
+  Status b = compile(kExp, "sm_999", &exe);
+  EXPECT_EQ(b.code, TESSERA_STATUS_UNSUPPORTED);
+  EXPECT_NE(b.message.find("sm_999"), std::string::npos) << b.message;
+  Status c = compile(kExp, "gfx942", &exe);
+  EXPECT_EQ(c.code, TESSERA_STATUS_UNSUPPORTED);
+  Status d = compile("tessera-schedule v1\nkernel", "sm_80", &exe);
+  EXPECT_EQ(d.code, TESSERA_STATUS_INVALID_ARGUMENT) << d.message;
+  Status e = compile(kExp, "sm_80", &exe, nullptr, "no-such-format");
+  EXPECT_EQ(e.code, TESSERA_STATUS_UNSUPPORTED);
+  EXPECT_NE(e.message.find("no-such-format"), std::string::npos);
+  // Every program of the construct list compiles through the ABI too.
+  for (const auto &[name, text] : tessera::cuda::test::programs()) {
+    Status s = compile(text, "sm_90a", &exe);
+    EXPECT_EQ(s.code, TESSERA_STATUS_OK) << name << ": " << s.message;
+    if (s.code == TESSERA_STATUS_OK)
+      api_->executable_destroy(plugin_, exe);
+  }
+}
+
+TEST_F(CudaPlugin, CostModelExtension) {
+  const tessera_backend_cost_model_extension_t *cost = nullptr;
+  for (const tessera_backend_extension_t *e = api_->extensions; e; e = e->next)
+    if (e->type == TESSERA_BACKEND_EXTENSION_COST_MODEL)
+      cost = reinterpret_cast<const tessera_backend_cost_model_extension_t *>(e);
+  ASSERT_NE(cost, nullptr);
+  std::string text = kExp;
+  tessera_device_description_t desc{};
+  desc.struct_size = sizeof(desc);
+  desc.plugin = "cuda";
+  desc.architecture = "sm_90a";
+  int64_t scalars[] = {1 << 20};
+  tessera_backend_cost_query_t q{};
+  q.struct_size = sizeof(q);
+  q.program = text.data();
+  q.program_size = text.size();
+  q.program_format = sir::kProgramFormat;
+  q.target = &desc;
+  q.scalars = scalars;
+  q.num_scalars = 1;
+  tessera_backend_cost_estimate_t est{};
+  est.struct_size = sizeof(est);
+  ASSERT_EQ(Status(cost->estimate(plugin_, &q, &est)).code, TESSERA_STATUS_OK);
+  EXPECT_TRUE(est.feasible);
+  EXPECT_DOUBLE_EQ(est.bytes, 2.0 * 4 * (1 << 20) * 4);
+  // Memory bound: about bytes / 3.35 TB/s on an H100.
+  EXPECT_GT(est.seconds, est.bytes / 3.35e12);
+  EXPECT_LT(est.seconds, 10 * est.bytes / 3.35e12 + 1e-5);
+  q.kernel_index = 5;
+  EXPECT_EQ(Status(cost->estimate(plugin_, &q, &est)).code, TESSERA_STATUS_INVALID_ARGUMENT);
+}
+
+} // namespace
