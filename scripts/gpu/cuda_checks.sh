@@ -52,7 +52,7 @@ LD_LIBRARY_PATH="$tessera_ld" "$bundle/bin/tessera" plugins list 2>&1 | tee "$ou
 echo "== conformance suite (cuda plugin)"
 timeout 420 env LD_LIBRARY_PATH="$tessera_ld" "$bundle/bin/tessera-conformance" --plugin cuda --plugin-path "$plugins" \
   --program "docs/examples/mlp.tsr:B=3" \
-  --program "docs/examples/transformer_block.tsr:B=2,S=16,D=32;H=4" > "$out/conformance.txt" 2>&1
+  --program "docs/examples/transformer_block.tsr:B=2,S=16:D=32,H=4" > "$out/conformance.txt" 2>&1
 rc=$?
 grep -E "^(FAIL|UNSUPPORTED)" "$out/conformance.txt" | head -40
 conf_summary="$(grep -E "passed, .* failed, .* unsupported" "$out/conformance.txt" | tail -1)"
