@@ -778,8 +778,9 @@ class Module:
         first. Symbolic dims are bound from the shapes (ShapeMismatchError
         names the symbol when inputs disagree).
       returns: NumPy arrays viewing the module's output memory (zero copy),
-        or torch.Tensors when any input was one. bf16/fp8 outputs are copied
-        (ml_dtypes arrays when installed, else float32).
+        or torch.Tensors when any input was one (zero copy, bf16 included).
+        Other bf16/fp8 outputs are copied (ml_dtypes arrays when installed,
+        else float32).
     Attributes: inputs / outputs (lists of ValueInfo), device.
     Threading: calls from several threads run concurrently; close() waits
     for calls in flight, and calling a closed module raises ClosedError.
@@ -795,6 +796,8 @@ class Module:
         self._names = [v.name for v in self.inputs]
         self._n_in, self._n_out = n_in, n_out
         self._out_numpy = [v.dtype in DTYPES and DTYPES[v.dtype][1] is not None for v in self.outputs]
+        # torch takes bf16 through DLPack (kDLBfloat) even where NumPy cannot.
+        self._out_torch = [ok or v.dtype == "bf16" for ok, v in zip(self._out_numpy, self.outputs)]
         self._lock = threading.Lock()
         self._active = 0
         self._ctx_ptr = context.ptr
@@ -891,7 +894,7 @@ class Module:
         ctx = self.context
         res = []
         for i, p in enumerate(outs):
-            if not self._out_numpy[i]:
+            if not (self._out_torch[i] if use_torch else self._out_numpy[i]):
                 res.append(Tensor(p, ctx)._copy_to_numpy())
                 continue
             m = _c_void_p()

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Python binding with torch CUDA tensors on the lent GPU machine (issue 9):
+compiles small programs for the `cuda` plugin through `tessera.compile`,
+passes torch.cuda tensors in through DLPack, gets torch tensors back, and
+compares with torch on random inputs. Run from the repo root with
+TESSERA_LIBRARY pointing at the bundle's libtessera and PYTHONPATH at
+bindings/python. Prints one line per case and exits non-zero on a failure."""
+import sys
+
+import torch
+import tessera
+
+torch.manual_seed(0)
+cases = [
+    ("elementwise f32",
+     "func @main(%x: tensor<B x 64 x f32>, %y: tensor<64 x f32>) -> tensor<B x 64 x f32> {\n"
+     "  %a = mul(%x, %y)\n  %b = tanh(%a)\n  return %b\n}\n",
+     lambda x, y: torch.tanh(x * y),
+     [(8, 64), (64,)], torch.float32, 1e-5),
+    ("matmul+gelu bf16",
+     "func @main(%x: tensor<B x 128 x bf16>, %w: tensor<128 x 96 x bf16>) -> tensor<B x 96 x bf16> {\n"
+     "  %m = matmul(%x, %w)\n  %g = gelu(%m)\n  return %g\n}\n",
+     lambda x, w: torch.nn.functional.gelu((x.float() @ w.float())).to(torch.bfloat16),
+     [(32, 128), (128, 96)], torch.bfloat16, 2e-2),
+    ("softmax f32",
+     "func @main(%x: tensor<B x S x f32>) -> tensor<B x S x f32> {\n  %y = softmax(%x)\n  return %y\n}\n",
+     lambda x: torch.softmax(x, -1),
+     [(16, 1000)], torch.float32, 1e-5),
+]
+failed = 0
+for name, text, ref, shapes, dtype, tol in cases:
+    try:
+        module = tessera.compile(text, target="cuda")
+        inputs = [torch.randn(*s, device="cuda", dtype=torch.float32).to(dtype) for s in shapes]
+        out = module(*inputs)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        assert isinstance(out, torch.Tensor), f"expected a torch.Tensor, got {type(out)}"
+        assert out.is_cuda, "output is not on the GPU"
+        want = ref(*inputs)
+        err = ((out.float() - want.float()).norm() / want.float().norm()).item()
+        status = "PASS" if err <= tol else "FAIL"
+        failed += status == "FAIL"
+        print(f"{status}  {name:18s} out {tuple(out.shape)} {out.dtype} on {out.device}; rel err {err:.2e} (<= {tol:g})")
+    except Exception as e:  # report and go on to the next case
+        failed += 1
+        print(f"FAIL  {name:18s} {type(e).__name__}: {e}")
+print(f"python binding with CUDA tensors: {len(cases) - failed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
