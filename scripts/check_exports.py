@@ -22,7 +22,10 @@ def exported(path):
     syms = set()
     for line in out.splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[1] in "TtWwDdBbRrVvi":
+        # Upper case: global/weak binding. Lower case entries are LOCAL (not
+        # bindable from outside): e.g. libstdc++ unique statics the linker
+        # keeps in .dynsym because a linked library (libdnnl) shares them.
+        if len(parts) == 3 and parts[1] in "TWDBRVi":
             syms.add(parts[2].split("@")[0])
     return syms
 

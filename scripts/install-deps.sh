@@ -8,6 +8,7 @@ packages=(
   libyaml-cpp-dev libdlpack-dev nlohmann-json3-dev libcli11-dev libsqlite3-dev libffi-dev
   libgtest-dev libgmock-dev
   llvm-19-dev llvm-19-tools        # LLVM 19 (CPU codegen), FileCheck and lit
+  libdnnl-dev                      # oneDNN: the CPU plugin's library choice for matmul
   abigail-tools                    # abidw/abidiff for the ABI baseline
   libonnx-dev libprotobuf-dev libonnx-testdata   # ONNX import and its backend test data
   python3 python3-numpy python3-pytest python3-venv

@@ -5,6 +5,7 @@
 #include "Fp8.h"
 #include "Gemm.h"
 
+#include "llvm/ExecutionEngine/Orc/CompileUtils.h"
 #include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
@@ -26,10 +27,11 @@
 
 #include <algorithm>
 #include <cmath>
-
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 namespace tessera::cpu {
 
@@ -235,6 +237,7 @@ private:
   Value *decodeFp8(Value *byte, tessera_dtype_t d);
   Value *encodeFp8(Value *f, tessera_dtype_t d, bool saturate);
   Value *mathCall(const char *name, llvm::ArrayRef<Value *> args);
+  Value *emitExp(Value *x);
   Value *intrinsic(llvm::Intrinsic::ID id, llvm::ArrayRef<Value *> args);
   Value *emitIndex(Fn &s, const sir::IndexExpr &e);
   Value *floorDivMod(Value *a, Value *b, bool mod);
@@ -389,6 +392,25 @@ Value *Lowerer::roundNarrow(Value *v, tessera_dtype_t to, bool saturate) {
   case TESSERA_DTYPE_F8E5M2: return decodeFp8(encodeFp8(v, to, saturate), to);
   default: return v;
   }
+}
+
+// exp. For f32 with libmvec, inputs below -87 (where the vector expf leaves
+// its fast path for a per-lane scalar fallback, 10-40x slower: every
+// causally masked -inf score of a softmax) are shifted into range:
+// exp(x) = exp(x + 32) * exp(-32) for x in [-119, -87) (one extra rounding,
+// results below 1.7e-38), 0 below -119 (the exact result rounds to 0), NaN
+// stays NaN (comparisons with NaN are false).
+Value *Lowerer::emitExp(Value *x) {
+  Type *t = x->getType();
+  if (!t->isFloatTy() || !hasLibmvec())
+    return mathCall("exp", {x});
+  auto fc = [&](double v) { return llvm::ConstantFP::get(t, v); };
+  Value *low = b_.CreateFCmpOLT(x, fc(-87.0));
+  Value *shifted = b_.CreateSelect(low, b_.CreateFAdd(x, fc(32.0)), x);
+  Value *tiny = b_.CreateFCmpOLT(shifted, fc(-87.0));
+  Value *e = mathCall("exp", {b_.CreateSelect(tiny, fc(-87.0), shifted)});
+  Value *scaled = b_.CreateSelect(tiny, fc(0.0), b_.CreateFMul(e, fc(std::exp(-32.0))));
+  return b_.CreateSelect(low, scaled, e);
 }
 
 // A libm call marked as pure, with libmvec variants the loop vectorizer can
@@ -607,7 +629,7 @@ Value *Lowerer::emitUnary(sir::Op op, Value *x, tessera_dtype_t d) {
   switch (op) {
   case O::Neg: return b_.CreateFNeg(x);
   case O::Abs: return intrinsic(llvm::Intrinsic::fabs, {x});
-  case O::Exp: return mathCall("exp", {x});
+  case O::Exp: return emitExp(x);
   case O::Log: return mathCall("log", {x});
   case O::Sqrt: return intrinsic(llvm::Intrinsic::sqrt, {x});
   case O::Rsqrt: return b_.CreateFDiv(fc(1.0), intrinsic(llvm::Intrinsic::sqrt, {x}));
@@ -1179,12 +1201,96 @@ bool matchesGemm(const sir::Kernel &k, std::string *why) {
   return matchGemmForm(k, &form, why);
 }
 
+namespace {
+
+// One partition of a program: its own context and module, lowered,
+// optimized and compiled to an object file on one thread.
+struct Partition {
+  std::vector<size_t> kernels;
+  bool micro = false;
+  std::unique_ptr<llvm::MemoryBuffer> object;
+  std::string tileText, targetText, error;
+};
+
+// Rough per-kernel compile cost: instructions over all stages, with the
+// GEMM path's epilogue counted twice (it is lowered a second time).
+size_t compileWeight(const sir::Kernel &k, bool gemm) {
+  size_t n = 1;
+  for (const sir::Stage &st : k.stages)
+    n += st.body.size();
+  return gemm ? 2 * n + 8 : n;
+}
+
+void compilePartition(Partition &part, const sir::Program &program, const CompileOptions &options,
+                      const llvm::orc::JITTargetMachineBuilder &jtmb, const std::vector<bool> &gemm, int mr,
+                      int nr, int vl) {
+  llvm::orc::JITTargetMachineBuilder builder = jtmb; // createTargetMachine() is not const
+  auto tm = builder.createTargetMachine();
+  if (!tm) {
+    part.error = "cannot create an LLVM target machine for " + options.target.cpu + ": " +
+                 llvm::toString(tm.takeError());
+    return;
+  }
+  llvm::LLVMContext ctx;
+  llvm::Module mod("tessera", ctx);
+  mod.setDataLayout((*tm)->createDataLayout());
+  mod.setTargetTriple(llvm::sys::getProcessTriple());
+  Lowerer lowerer(ctx, mod, program, options.target);
+  for (size_t i : part.kernels) {
+    const sir::Kernel &k = program.kernels[i];
+    std::string name = "tessera_k" + std::to_string(i);
+    Function *loop = lowerer.emitKernel(k, name);
+    if (gemm[i]) {
+      GemmForm form;
+      std::string why;
+      matchGemmForm(k, &form, &why);
+      lowerer.emitEpilogue(k, form, name + "_epilogue");
+      // The loop nest is only the fallback of the GEMM path (packing over
+      // 1 GiB): optimize it for size, which keeps compile time down.
+      loop->addFnAttr(llvm::Attribute::OptimizeForSize);
+      loop->addFnAttr(llvm::Attribute::MinSize);
+    }
+  }
+  if (part.micro)
+    lowerer.emitMicroKernel(mr, nr, vl, "tessera_gemm_micro");
+  lowerer.finish();
+
+  std::string verifyErrors;
+  llvm::raw_string_ostream vos(verifyErrors);
+  if (llvm::verifyModule(mod, &vos)) {
+    part.error = "internal error: generated LLVM IR is invalid: " + vos.str();
+    return;
+  }
+  if (options.dumpTile && options.dump)
+    part.tileText = printModule(mod);
+  optimize(mod, **tm, options.optLevel);
+  if (options.dumpTarget && options.dump)
+    part.targetText = emitAssembly(mod, **tm);
+  llvm::orc::SimpleCompiler compiler(**tm);
+  auto object = compiler(mod);
+  if (!object) {
+    part.error = "code generation failed: " + llvm::toString(object.takeError());
+    return;
+  }
+  part.object = std::move(*object);
+}
+
+// Threads used to compile one program: the cores, at most 4 and at most one
+// per partition worth having (TESSERA_COMPILE_THREADS overrides).
+unsigned compileThreads(size_t kernels) {
+  unsigned n = std::thread::hardware_concurrency();
+  if (const char *env = std::getenv("TESSERA_COMPILE_THREADS"))
+    n = static_cast<unsigned>(std::max(1L, std::strtol(env, nullptr, 10)));
+  n = std::clamp(n, 1u, 4u);
+  return static_cast<unsigned>(std::min<size_t>(n, std::max<size_t>(kernels, 1)));
+}
+
+} // namespace
+
 std::unique_ptr<JitProgram> JitProgram::compile(const sir::Program &program, const CompileOptions &options,
                                                 std::string *error) {
   initializeLlvm();
   const TargetInfo &target = options.target;
-  auto ctx = std::make_unique<llvm::LLVMContext>();
-  auto mod = std::make_unique<llvm::Module>("tessera", *ctx);
 
   llvm::orc::JITTargetMachineBuilder jtmb((llvm::Triple(llvm::sys::getProcessTriple())));
   jtmb.setCPU(target.cpu);
@@ -1195,13 +1301,6 @@ std::unique_ptr<JitProgram> JitProgram::compile(const sir::Program &program, con
     featList.push_back(f.str());
   jtmb.addFeatures(featList);
   jtmb.setCodeGenOptLevel(options.optLevel >= 2 ? llvm::CodeGenOptLevel::Aggressive : llvm::CodeGenOptLevel::Default);
-  auto tm = jtmb.createTargetMachine();
-  if (!tm) {
-    *error = "cannot create an LLVM target machine for " + target.cpu + ": " + llvm::toString(tm.takeError());
-    return nullptr;
-  }
-  mod->setDataLayout((*tm)->createDataLayout());
-  mod->setTargetTriple(llvm::sys::getProcessTriple());
 
   // Micro-kernel register block from the vector ISA: 14x32 (AVX-512: 28 zmm
   // accumulators of 32), 6x16 (AVX2/FMA: 12 of 16 ymm), 4x8 (SSE: 8 of 16 xmm).
@@ -1209,42 +1308,58 @@ std::unique_ptr<JitProgram> JitProgram::compile(const sir::Program &program, con
   int mr = target.avx512 ? 14 : target.vectorBits >= 256 ? 6 : 4;
   int nr = vl * 2;
 
-  Lowerer lowerer(*ctx, *mod, program, target);
-  std::vector<std::string> loopNames, epiNames;
   std::vector<bool> gemm(program.kernels.size(), false);
+  std::vector<size_t> weight(program.kernels.size());
   for (size_t i = 0; i < program.kernels.size(); ++i) {
     const sir::Kernel &k = program.kernels[i];
-    std::string name = "tessera_k" + std::to_string(i);
-    Function *loop = lowerer.emitKernel(k, name);
-    loopNames.push_back(name);
     GemmForm form;
     std::string why;
-    if (k.knobString("library") != "generic" && matchGemmForm(k, &form, &why)) {
-      lowerer.emitEpilogue(k, form, name + "_epilogue");
-      gemm[i] = true;
-      // The loop nest is only the fallback of the GEMM path (packing over
-      // 1 GiB): optimize it for size, which keeps compile time down.
-      loop->addFnAttr(llvm::Attribute::OptimizeForSize);
-      loop->addFnAttr(llvm::Attribute::MinSize);
-    }
-    epiNames.push_back(name + "_epilogue");
+    gemm[i] = k.knobString("library") != "generic" && matchGemmForm(k, &form, &why);
+    weight[i] = compileWeight(k, gemm[i]);
   }
   bool anyGemm = std::find(gemm.begin(), gemm.end(), true) != gemm.end();
-  if (anyGemm)
-    lowerer.emitMicroKernel(mr, nr, vl, "tessera_gemm_micro");
-  lowerer.finish();
 
-  std::string verifyErrors;
-  llvm::raw_string_ostream vos(verifyErrors);
-  if (llvm::verifyModule(*mod, &vos)) {
-    *error = "internal error: generated LLVM IR is invalid: " + vos.str();
-    return nullptr;
+  // Kernels are independent functions: split them over partitions (largest
+  // first onto the lightest), each lowered, optimized and compiled to an
+  // object on its own thread with its own LLVMContext and TargetMachine.
+  std::vector<Partition> parts(compileThreads(program.kernels.size()));
+  std::vector<size_t> load(parts.size(), 0);
+  std::vector<size_t> order(program.kernels.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return weight[a] > weight[b]; });
+  if (anyGemm) {
+    parts[0].micro = true;
+    load[0] += 16;
+  }
+  for (size_t i : order) {
+    size_t p = std::min_element(load.begin(), load.end()) - load.begin();
+    parts[p].kernels.push_back(i);
+    load[p] += weight[i];
+  }
+  for (Partition &p : parts)
+    std::sort(p.kernels.begin(), p.kernels.end());
+  {
+    std::vector<std::thread> threads;
+    for (size_t p = 1; p < parts.size(); ++p)
+      threads.emplace_back([&, p] { compilePartition(parts[p], program, options, jtmb, gemm, mr, nr, vl); });
+    compilePartition(parts[0], program, options, jtmb, gemm, mr, nr, vl);
+    for (std::thread &t : threads)
+      t.join();
+  }
+  std::string tileText, targetText;
+  for (Partition &p : parts) {
+    if (!p.error.empty()) {
+      *error = p.error;
+      return nullptr;
+    }
+    tileText += p.tileText;
+    targetText += p.targetText;
   }
   if (options.dumpTile && options.dump)
-    options.dump("tile", printModule(*mod));
-  optimize(*mod, **tm, options.optLevel);
+    options.dump("tile", tileText);
   if (options.dumpTarget && options.dump)
-    options.dump("target", emitAssembly(*mod, **tm));
+    options.dump("target", targetText);
 
   auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(jtmb).create();
   if (!jit) {
@@ -1275,9 +1390,11 @@ std::unique_ptr<JitProgram> JitProgram::compile(const sir::Program &program, con
     *error = "cannot define helper symbols: " + llvm::toString(std::move(e));
     return nullptr;
   }
-  if (llvm::Error e = (*jit)->addIRModule(llvm::orc::ThreadSafeModule(std::move(mod), std::move(ctx)))) {
-    *error = "cannot add the module to the JIT: " + llvm::toString(std::move(e));
-    return nullptr;
+  for (Partition &p : parts) {
+    if (llvm::Error e = (*jit)->addObjectFile(std::move(p.object))) {
+      *error = "cannot add an object to the JIT: " + llvm::toString(std::move(e));
+      return nullptr;
+    }
   }
 
   std::unique_ptr<JitProgram> out(new JitProgram());
@@ -1294,10 +1411,11 @@ std::unique_ptr<JitProgram> JitProgram::compile(const sir::Program &program, con
     return nullptr;
   for (size_t i = 0; i < program.kernels.size(); ++i) {
     CompiledKernel ck;
-    if (!(ck.loop = reinterpret_cast<KernelFn>(lookup(loopNames[i]))))
+    std::string name = "tessera_k" + std::to_string(i);
+    if (!(ck.loop = reinterpret_cast<KernelFn>(lookup(name))))
       return nullptr;
     if (gemm[i]) {
-      if (!(ck.epilogue = reinterpret_cast<EpilogueFn>(lookup(epiNames[i]))))
+      if (!(ck.epilogue = reinterpret_cast<EpilogueFn>(lookup(name + "_epilogue"))))
         return nullptr;
       ck.micro = micro;
       ck.mr = mr;

@@ -1,12 +1,14 @@
 #include "CostModel.h"
 
 #include "Gemm.h"
+#include "OneDnn.h"
 
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
 #include <unistd.h>
+#include <vector>
 
 namespace tessera::cpu {
 
@@ -99,8 +101,16 @@ CostResult estimateKernelCost(const sir::Program &program, size_t kernelIndex, c
         return infeasible("tile sizes must be positive");
   }
   std::string library = k.knobString("library");
-  if (!library.empty() && library != "none" && library != "generic")
+  if (library == "onednn") {
+    if (!oneDnnBuilt())
+      return infeasible("library 'onednn' is not available in this build of the cpu plugin");
+    GemmForm gemmForm;
+    std::string why;
+    if (!matchGemmForm(k, &gemmForm, &why))
+      return infeasible("library 'onednn' applies to canonical matmul kernels only (" + why + ")");
+  } else if (!library.empty() && library != "none" && library != "generic") {
     return infeasible("library '" + library + "' is not available in this build of the cpu plugin");
+  }
 
   std::vector<int64_t> par(np, 0);
   double points = 1;
@@ -145,7 +155,57 @@ CostResult estimateKernelCost(const sir::Program &program, size_t kernelIndex, c
   else if (r.bytes <= double(machine.cacheBytes[2]))
     bandwidth = machine.bytesPerCycle[2] * machine.ghz * 1e9 * threads;
   const double launchOverhead = 2e-6;
-  r.seconds = std::max(r.flops / (peak * efficiency), r.bytes / bandwidth) + launchOverhead;
+  // Schedule knobs (the search space of core/schedule): how work splits over
+  // threads, and for the GEMM path how the blocking fits the caches.
+  std::vector<int64_t> ext(np, 1);
+  for (size_t d = 0; d < np; ++d)
+    ext[d] = std::max<int64_t>(1, sir::evalIndex(k.parallel[d], scalars, nullptr, nullptr, nullptr));
+  // Load balance: tasks spread over threads in whole units.
+  auto balance = [&](double tasks) {
+    double perThread = tasks / double(threads);
+    return perThread <= 0 ? 1.0 : perThread / std::ceil(perThread);
+  };
+  double eff = efficiency, extraBytes = 0, tasks = 1;
+  if (gemm && np >= 2) {
+    // Goto/BLIS blocking (Low et al., "Analytical modeling is enough for
+    // high-performance BLIS", TOMS 2016): the kc x NR panel of B in L1, the
+    // mc x kc block of A in L2, the mc x nc block of C in L2 too (scratch).
+    const double M = double(ext[np - 2]), N = double(ext[np - 1]);
+    double K = 1;
+    if (!k.stages.empty() && !k.stages[0].inner.empty())
+      K = double(std::max<int64_t>(1, sir::evalIndex(k.stages[0].inner[0], scalars, par.data(), nullptr, nullptr)));
+    GemmBlocking b;
+    const double mc = double(std::clamp<int64_t>(k.knobInt("mc", b.mc), 1, 2048));
+    const double kc = double(std::clamp<int64_t>(k.knobInt("kc", b.kc), 1, 8192));
+    const double nc = double(std::clamp<int64_t>(k.knobInt("nc", b.nc), 1, 2048));
+    const double emc = std::min(mc, M), ekc = std::min(kc, K), enc = std::min(nc, N);
+    const double l1 = double(machine.cacheBytes[0]), l2 = double(machine.cacheBytes[1]);
+    auto fit = [](double have, double need) { return need <= have ? 1.0 : std::sqrt(have / need); };
+    eff *= fit(l1 / 2, ekc * 16 * 4);        // B micro-panel (NR = 16 floats)
+    eff *= fit(l2 / 2, emc * ekc * 4);       // A block
+    eff *= fit(l2 / 2, emc * enc * 4);       // C block
+    eff *= ekc / (ekc + 24.0);               // per micro-kernel call overhead
+    tasks = double(int64_t(std::ceil(M / mc)) * int64_t(std::ceil(N / nc)));
+    for (size_t d = 0; d + 2 < np; ++d)
+      tasks *= double(ext[d]);
+    eff *= balance(tasks);
+    // C block re-read per KC panel.
+    extraBytes = M * N * 4 * std::max(0.0, std::ceil(K / kc) - 1) * 2;
+  } else {
+    // Tiles of the parallel loops (CpuPlugin chooseTiles when no knob).
+    std::vector<int64_t> tile = k.knobInts("tile");
+    tasks = 1;
+    if (tile.size() == np) {
+      for (size_t d = 0; d < np; ++d)
+        tasks *= std::ceil(double(ext[d]) / double(std::clamp<int64_t>(tile[d] ? tile[d] : ext[d], 1, ext[d])));
+    } else {
+      tasks = double(threads) * 4;
+    }
+    r.seconds = (std::max(r.flops / (peak * efficiency), r.bytes / bandwidth)) / balance(tasks) +
+                std::ceil(tasks / double(threads)) * 0.15e-6 + launchOverhead;
+    return r;
+  }
+  r.seconds = std::max(r.flops / (peak * eff), (r.bytes + extraBytes) / bandwidth) + launchOverhead;
   return r;
 }
 

@@ -8,6 +8,7 @@
 // launch args num_threads, else TESSERA_NUM_THREADS, else the number of cores.
 #include "Codegen.h"
 #include "CostModel.h"
+#include "Measurement.h"
 #include "Gemm.h"
 #include "HostCpu.h"
 #include "ThreadPool.h"
@@ -44,6 +45,7 @@ struct tessera_backend_executable_t {
   std::string text; // the Schedule IR, re-JITed by executable_load
   tessera::schedule::Program program;
   tessera::cpu::TargetInfo target;
+  unsigned optLevel = 3; // LLVM level it was built with; a reload must match for identical results
   bool runnable = false;
   std::string notRunnable;
   std::unique_ptr<tessera::cpu::JitProgram> jit;
@@ -209,6 +211,7 @@ tessera_status_t *buildExecutable(tessera_backend_plugin_t *plugin, std::string 
     return makeStatus(plugin->host, TESSERA_STATUS_UNSUPPORTED, "cpu: %s", problem.c_str());
   exe->text = std::move(text);
   exe->target = target;
+  exe->optLevel = optLevel;
   exe->runnable = tessera::cpu::runnableOnHost(target, &exe->notRunnable);
   tessera::cpu::CompileOptions options;
   options.target = target;
@@ -277,7 +280,7 @@ tessera_status_t *executableDestroy(tessera_backend_plugin_t *, tessera_backend_
 // preceding bytes. Loading re-JITs the Schedule IR for the recorded target.
 
 constexpr char kMagic[8] = {'T', 'S', 'R', 'C', 'P', 'U', 'J', '1'};
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2;
 
 uint64_t fnv1a(const uint8_t *data, size_t n) {
   uint64_t h = 1469598103934665603ull;
@@ -296,6 +299,7 @@ tessera_status_t *executableSerialize(tessera_backend_plugin_t *plugin, const te
   auto put32 = [&](uint32_t v) { bytes.append(reinterpret_cast<const char *>(&v), 4); };
   auto put64 = [&](uint64_t v) { bytes.append(reinterpret_cast<const char *>(&v), 8); };
   put32(kFormatVersion);
+  put32(exe->optLevel);
   for (const std::string *s : {&exe->target.architecture, &exe->target.cpu, &exe->target.features}) {
     put32(static_cast<uint32_t>(s->size()));
     bytes += *s;
@@ -337,8 +341,13 @@ tessera_status_t *executableLoad(tessera_backend_plugin_t *plugin, const tessera
     return makeStatus(plugin->host, TESSERA_STATUS_INCOMPATIBLE_VERSION,
                       "cpu: serialized executable has format version %u; this plugin reads %u", version,
                       kFormatVersion);
-  if (n < pos + 8)
+  if (n < pos + 4 + 8)
     return corrupt("truncated");
+  uint32_t optLevel;
+  std::memcpy(&optLevel, p + pos, 4);
+  pos += 4;
+  if (optLevel > 3)
+    return corrupt("bad optimization level");
   uint64_t stored;
   std::memcpy(&stored, p + n - 8, 8);
   if (fnv1a(p, n - 8) != stored)
@@ -372,7 +381,8 @@ tessera_status_t *executableLoad(tessera_backend_plugin_t *plugin, const tessera
   std::string why;
   if (!tessera::cpu::runnableOnHost(target, &why))
     return makeStatus(plugin->host, TESSERA_STATUS_INCOMPATIBLE_VERSION, "cpu: cannot load here: %s", why.c_str());
-  return buildExecutable(plugin, std::move(text), target, 3, nullptr, TESSERA_STATUS_CORRUPT_DATA, out_executable);
+  return buildExecutable(plugin, std::move(text), target, optLevel, nullptr, TESSERA_STATUS_CORRUPT_DATA,
+                         out_executable);
 } catch (const std::bad_alloc &) {
   return makeStatus(plugin->host, TESSERA_STATUS_OUT_OF_MEMORY, "cpu: out of memory while loading");
 } catch (const std::exception &e) {
@@ -413,9 +423,20 @@ std::vector<int64_t> chooseTiles(const sir::Kernel &k, const std::vector<int64_t
     work += w * std::max<size_t>(1, s.body.size());
   }
   work = std::max(work, 1.0);
+  const double target = 16384.0 * 4;
+  // A kernel with less than one tile's worth of work runs as one tile on
+  // the calling thread: waking pool workers costs more than it saves.
+  double total = work;
+  for (size_t d = 0; d < np; ++d)
+    total *= double(std::max<int64_t>(1, extent[d]));
+  if (total <= target) {
+    std::vector<int64_t> whole(np);
+    for (size_t d = 0; d < np; ++d)
+      whole[d] = std::max<int64_t>(1, extent[d]);
+    return whole;
+  }
   std::vector<int64_t> t(np, 1);
   double acc = work;
-  const double target = 16384.0 * 4;
   for (size_t d = np; d-- > 0;) {
     int64_t want = static_cast<int64_t>(std::max(1.0, target / acc));
     t[d] = std::max<int64_t>(1, std::min(want, extent[d]));
@@ -602,8 +623,72 @@ tessera_status_t *estimateCost(tessera_backend_plugin_t *plugin, const tessera_b
   return makeStatus(plugin->host, TESSERA_STATUS_INTERNAL, "cpu: cost model failed: %s", e.what());
 }
 
+// ---- Measurement -----------------------------------------------------------------
+
+// Times a launch (Measurement.h): inputs rotate through copies so that
+// repeated runs do not find them in cache.
+tessera_status_t *measure(tessera_backend_plugin_t *plugin, const tessera_backend_measure_args_t *args,
+                          tessera_backend_measurement_t *out) try {
+  if (!args || !out || args->struct_size < sizeof(tessera_backend_measure_args_t) || !args->launch ||
+      !args->launch->executable)
+    return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: measure: missing arguments");
+  const tessera_backend_launch_args_t &base = *args->launch;
+  const tessera_backend_executable_t *exe = base.executable;
+  if (base.kernel_index >= exe->program.kernels.size() || (base.num_buffers && !base.buffers))
+    return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: measure: bad launch arguments");
+  const sir::Kernel &k = exe->program.kernels[base.kernel_index];
+  uint64_t inputBytes = 0;
+  for (size_t o = 0; o < base.num_buffers && o < k.operands.size(); ++o)
+    if (k.operands[o].role == sir::OperandRole::In && base.buffers[o])
+      inputBytes += base.buffers[o]->size;
+  const uint32_t copies = tessera::cpu::rotationCopies(inputBytes, plugin->machine.cacheBytes[2]);
+  // sets[c][o]: operand o of rotation c (set 0 is the caller's buffers).
+  std::vector<std::vector<tessera_backend_buffer_t *>> sets(copies,
+      std::vector<tessera_backend_buffer_t *>(base.buffers, base.buffers + base.num_buffers));
+  std::vector<std::unique_ptr<tessera_backend_buffer_t, void (*)(tessera_backend_buffer_t *)>> owned;
+  for (uint32_t c = 1; c < copies; ++c)
+    for (size_t o = 0; o < base.num_buffers && o < k.operands.size(); ++o) {
+      const tessera_backend_buffer_t *src = base.buffers[o];
+      if (k.operands[o].role != sir::OperandRole::In || !src)
+        continue;
+      uint64_t rounded = (src->size + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
+      void *data = std::aligned_alloc(kBufferAlignment, rounded ? rounded : kBufferAlignment);
+      if (!data)
+        return makeStatus(plugin->host, TESSERA_STATUS_OUT_OF_MEMORY, "cpu: measure: out of memory");
+      std::memcpy(data, src->data, src->size);
+      owned.emplace_back(new tessera_backend_buffer_t{data, src->size}, [](tessera_backend_buffer_t *b) {
+        std::free(b->data);
+        delete b;
+      });
+      sets[c][o] = owned.back().get();
+    }
+  tessera_status_t *failure = nullptr;
+  tessera::cpu::Timing t = tessera::cpu::timeRepetitions(args->warmup, args->repetitions, [&](uint32_t i) {
+    tessera_backend_launch_args_t l = base;
+    l.buffers = sets[i % copies].data();
+    failure = launch(plugin, &l);
+    return failure == nullptr;
+  });
+  if (failure)
+    return failure;
+  tessera_backend_measurement_t m{};
+  m.struct_size = sizeof(m);
+  m.median_seconds = t.median;
+  m.min_seconds = t.min;
+  m.max_seconds = t.max;
+  m.repetitions = t.repetitions;
+  tessera::sdk::copyOut(out, m);
+  return nullptr;
+} catch (const std::bad_alloc &) {
+  return makeStatus(plugin->host, TESSERA_STATUS_OUT_OF_MEMORY, "cpu: out of memory in measure");
+}
+
+const tessera_backend_measurement_extension_t kMeasurement = {
+    {sizeof(tessera_backend_measurement_extension_t), TESSERA_BACKEND_EXTENSION_MEASUREMENT, nullptr}, measure};
+
 const tessera_backend_cost_model_extension_t kCostModel = {
-    {sizeof(tessera_backend_cost_model_extension_t), TESSERA_BACKEND_EXTENSION_COST_MODEL, nullptr}, estimateCost};
+    {sizeof(tessera_backend_cost_model_extension_t), TESSERA_BACKEND_EXTENSION_COST_MODEL, &kMeasurement.base},
+    estimateCost};
 
 tessera_backend_api_t makeApi() {
   tessera_backend_api_t api{};

@@ -1,5 +1,6 @@
 #include "Gemm.h"
 
+#include "OneDnn.h"
 #include "ThreadPool.h"
 
 #include <algorithm>
@@ -155,6 +156,61 @@ FloatBuffer allocateFloats(size_t n) {
   return FloatBuffer(static_cast<float *>(std::aligned_alloc(64, bytes)));
 }
 
+// library="onednn": the contraction through oneDNN into a dense f32 block,
+// then the generated epilogue over row blocks in parallel. False (nothing
+// written to the kernel's outputs) when oneDNN is absent or rejects it.
+bool runLibraryGemm(const sir::Kernel &k, const GemmForm &form, const CompiledKernel &code, void **buffers,
+                    const int64_t *scalars, ThreadPool &pool, unsigned threads, const std::vector<int64_t> &extent,
+                    int64_t M, int64_t N, int64_t K, int64_t batches, const Affine &A, const Affine &B) {
+  const size_t nb = form.batchDims;
+  if (double(batches) * double(M) * double(N) * 4.0 > double(1ull << 30))
+    return false;
+  LibraryGemm g;
+  g.m = M;
+  g.n = N;
+  g.k = K;
+  g.a = buffers[form.aOperand];
+  g.b = buffers[form.bOperand];
+  g.aType = k.operands[form.aOperand].dtype;
+  g.bType = k.operands[form.bOperand].dtype;
+  g.aStrideM = A.m;
+  g.aStrideK = A.k;
+  g.bStrideK = B.k;
+  g.bStrideN = B.n;
+  std::vector<int64_t> coords(nb + 1, 0);
+  for (int64_t flat = 0; flat < batches; ++flat) {
+    for (size_t d = nb, rest = size_t(flat); d-- > 0;) {
+      coords[d] = int64_t(rest) % extent[d];
+      rest /= size_t(extent[d]);
+    }
+    int64_t ao = A.base, bo = B.base;
+    for (size_t d = 0; d < nb; ++d) {
+      ao += A.batch[d] * coords[d];
+      bo += B.batch[d] * coords[d];
+    }
+    g.aOffset.push_back(ao);
+    g.bOffset.push_back(bo);
+  }
+  FloatBuffer c = allocateFloats(size_t(batches * M * N));
+  std::string why;
+  if (!c || !oneDnnMatmul(g, c.get(), threads, &why))
+    return false;
+  constexpr int64_t kRows = 32;
+  const int64_t rowBlocks = (M + kRows - 1) / kRows;
+  pool.parallelFor(batches * rowBlocks, threads, 1, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> at(nb + 1, 0);
+    for (int64_t t = begin; t < end; ++t) {
+      int64_t batch = t / rowBlocks, m0 = (t % rowBlocks) * kRows, m1 = std::min(M, m0 + kRows);
+      for (int64_t d = int64_t(nb), rest = batch; d-- > 0;) {
+        at[size_t(d)] = rest % extent[size_t(d)];
+        rest /= extent[size_t(d)];
+      }
+      code.epilogue(buffers, scalars, at.data(), m0, m1, 0, N, c.get() + (batch * M + m0) * N, N);
+    }
+  });
+  return true;
+}
+
 } // namespace
 
 bool matchGemmForm(const sir::Kernel &k, GemmForm *form, std::string *why) {
@@ -246,11 +302,38 @@ bool runGemm(const sir::Kernel &k, const GemmForm &form, const CompiledKernel &c
   const int64_t mSlivers = (M + MR - 1) / MR, nSlivers = (N + NR - 1) / NR;
   const int64_t MP = mSlivers * MR, NP = nSlivers * NR;
   const int64_t Kp = std::max<int64_t>(K, 1);
+  if (k.knobString("library") == "onednn" && runLibraryGemm(k, form, code, buffers, scalars, pool, threads, extent, M,
+                                                             N, K, batches, A, B))
+    return true;
+  // Output blocks: MC x NC, KC-deep panels.
+  int64_t MC = std::max<int64_t>(MR, blocking.mc / MR * MR);
+  int64_t NC = std::max<int64_t>(NR, blocking.nc / NR * NR);
+  const int64_t KC = std::max<int64_t>(1, blocking.kc);
+  int64_t mBlocks = (M + MC - 1) / MC, nBlocks = (N + NC - 1) / NC;
+  // Small problems (one 128 x 512 block for a projection at batch 1) would
+  // leave threads idle: halve NC, then MC, until every thread has at least
+  // two blocks (or the blocks are one register block).
+  const int64_t wanted = 2 * int64_t(std::max(1u, threads));
+  while (threads > 1 && batches * mBlocks * nBlocks < wanted && (NC > NR || MC > MR)) {
+    if (NC > NR && nBlocks * 2 <= (N + NR - 1) / NR)
+      NC = std::max<int64_t>(NR, (NC / 2 + NR - 1) / NR * NR);
+    else if (MC > MR)
+      MC = std::max<int64_t>(MR, (MC / 2 + MR - 1) / MR * MR);
+    else
+      break;
+    mBlocks = (M + MC - 1) / MC;
+    nBlocks = (N + NC - 1) / NC;
+  }
+  const int64_t tasks = batches * mBlocks * nBlocks;
+  // A batched A whose row blocks each feed one task (one column block) is
+  // packed by that task just before use (in cache, no whole-A buffer);
+  // otherwise all of A is packed once up front.
+  const bool packAInTask = aBatched && nBlocks == 1;
   // Packing holds all of A and B once; beyond 1 GiB use the loop nest.
-  const double packBytes = 4.0 * (double(aCopies) * MP * Kp + double(bCopies) * NP * Kp);
+  const double packBytes = 4.0 * ((packAInTask ? 0.0 : double(aCopies) * MP * Kp) + double(bCopies) * NP * Kp);
   if (packBytes > double(1ull << 30))
     return false;
-  FloatBuffer ap = allocateFloats(size_t(aCopies * MP * Kp));
+  FloatBuffer ap = allocateFloats(packAInTask ? 1 : size_t(aCopies * MP * Kp));
   FloatBuffer bp = allocateFloats(size_t(bCopies * NP * Kp));
   if (!ap || !bp)
     return false;
@@ -272,35 +355,38 @@ bool runGemm(const sir::Kernel &k, const GemmForm &form, const CompiledKernel &c
 
   // Phase 1: pack. A slivers are [k][MR] (rows m..m+MR), B slivers [k][NR];
   // padding rows/columns are zero so every micro-kernel call is full.
-  const int64_t packTasks = aCopies * mSlivers + bCopies * nSlivers;
+  // One A sliver (rows s*MR.. of the copy at element offset `off`) as [k][MR].
+  auto packA = [&](int64_t off, int64_t s, float *dst) {
+    // k in blocks so the strided writes of a block stay in L1.
+    constexpr int64_t kBlock = 128;
+    for (int64_t kb = 0; kb < K; kb += kBlock) {
+      const int64_t ke = std::min(K, kb + kBlock);
+      for (int64_t i = 0; i < MR; ++i) {
+        int64_t m = s * MR + i;
+        if (m >= M) {
+          for (int64_t kk = kb; kk < ke; ++kk)
+            dst[kk * MR + i] = 0.0f;
+          continue;
+        }
+        const int64_t row = off + A.m * m;
+        aSrc.visit([&](auto load) {
+          for (int64_t kk = kb; kk < ke; ++kk)
+            dst[kk * MR + i] = load(row + A.k * kk);
+        });
+      }
+    }
+  };
+  const int64_t aTasks = packAInTask ? 0 : aCopies * mSlivers;
+  const int64_t packTasks = aTasks + bCopies * nSlivers;
   pool.parallelFor(packTasks, threads, 1, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> coords(nb + 1, 0);
     for (int64_t t = begin; t < end; ++t) {
-      if (t < aCopies * mSlivers) {
+      if (t < aTasks) {
         int64_t copy = t / mSlivers, s = t % mSlivers;
         batchCoords(copy, coords.data());
-        const int64_t off = batchOffset(A, coords.data());
-        float *dst = ap.get() + (copy * MP + s * MR) * Kp;
-        // k in blocks so the strided writes of a block stay in L1.
-        constexpr int64_t kBlock = 128;
-        for (int64_t kb = 0; kb < K; kb += kBlock) {
-          const int64_t ke = std::min(K, kb + kBlock);
-          for (int64_t i = 0; i < MR; ++i) {
-            int64_t m = s * MR + i;
-            if (m >= M) {
-              for (int64_t kk = kb; kk < ke; ++kk)
-                dst[kk * MR + i] = 0.0f;
-              continue;
-            }
-            const int64_t row = off + A.m * m;
-            aSrc.visit([&](auto load) {
-              for (int64_t kk = kb; kk < ke; ++kk)
-                dst[kk * MR + i] = load(row + A.k * kk);
-            });
-          }
-        }
+        packA(batchOffset(A, coords.data()), s, ap.get() + (copy * MP + s * MR) * Kp);
       } else {
-        int64_t u = t - aCopies * mSlivers;
+        int64_t u = t - aTasks;
         int64_t copy = u / nSlivers, s = u % nSlivers;
         batchCoords(copy, coords.data());
         const int64_t off = batchOffset(B, coords.data());
@@ -324,13 +410,6 @@ bool runGemm(const sir::Kernel &k, const GemmForm &form, const CompiledKernel &c
     }
   });
 
-  // Phase 2: MC x NC output blocks; KC-deep panels; epilogue per block while
-  // the block is in cache.
-  const int64_t MC = std::max<int64_t>(MR, blocking.mc / MR * MR);
-  const int64_t NC = std::max<int64_t>(NR, blocking.nc / NR * NR);
-  const int64_t KC = std::max<int64_t>(1, blocking.kc);
-  const int64_t mBlocks = (M + MC - 1) / MC, nBlocks = (N + NC - 1) / NC;
-  const int64_t tasks = batches * mBlocks * nBlocks;
   pool.parallelFor(tasks, threads, 1, [&](int64_t begin, int64_t end) {
     thread_local FloatBuffer scratch;
     thread_local size_t scratchSize = 0;
@@ -339,9 +418,16 @@ bool runGemm(const sir::Kernel &k, const GemmForm &form, const CompiledKernel &c
       scratch = allocateFloats(need);
       scratchSize = scratch ? need : 0;
     }
+    thread_local FloatBuffer aScratch;
+    thread_local size_t aScratchSize = 0;
+    const size_t aNeed = packAInTask ? size_t(((MC + MR - 1) / MR * MR) * Kp) : 0;
+    if (aScratchSize < aNeed) {
+      aScratch = allocateFloats(aNeed);
+      aScratchSize = aScratch ? aNeed : 0;
+    }
     float *c = scratch.get();
-    if (!c)
-      return; // unreachable in practice: allocation of a few hundred KiB
+    if (!c || (packAInTask && !aScratch))
+      return; // unreachable in practice: allocations of a few hundred KiB
     std::vector<int64_t> coords(nb + 1, 0);
     for (int64_t t = begin; t < end; ++t) {
       int64_t batch = t / (mBlocks * nBlocks), rest = t % (mBlocks * nBlocks);
@@ -349,14 +435,21 @@ bool runGemm(const sir::Kernel &k, const GemmForm &form, const CompiledKernel &c
       int64_t mc = std::min(MC, M - ic), nc = std::min(NC, N - jc);
       int64_t mcp = (mc + MR - 1) / MR * MR, ncp = (nc + NR - 1) / NR * NR;
       const int64_t ldc = ncp;
-      const float *aBase = ap.get() + (aBatched ? batch : 0) * MP * Kp;
+      const float *aBlock = ap.get() + ((aBatched ? batch : 0) * MP + ic) * Kp;
+      if (packAInTask) {
+        batchCoords(batch, coords.data());
+        const int64_t off = batchOffset(A, coords.data());
+        for (int64_t ir = 0; ir < mcp; ir += MR)
+          packA(off, (ic + ir) / MR, aScratch.get() + ir * Kp);
+        aBlock = aScratch.get();
+      }
       const float *bBase = bp.get() + (bBatched ? batch : 0) * NP * Kp;
       if (K == 0)
         std::memset(c, 0, size_t(mcp * ldc) * sizeof(float));
       for (int64_t pc = 0; pc < K; pc += KC) {
         int64_t kc = std::min(KC, K - pc);
         for (int64_t ir = 0; ir < mcp; ir += MR) {
-          const float *a = aBase + (ic + ir) * Kp + pc * MR;
+          const float *a = aBlock + ir * Kp + pc * MR;
           for (int64_t jr = 0; jr < ncp; jr += NR) {
             const float *b = bBase + (jc + jr) * Kp + pc * NR;
             code.micro(kc, a, b, c + ir * ldc + jr, ldc, pc > 0);

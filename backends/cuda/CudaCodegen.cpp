@@ -308,6 +308,68 @@ std::string emitIndex(const IndexExpr &e, const std::map<int64_t, tessera_dtype_
   }
 }
 
+// ---- 16-byte vector access analysis ---------------------------------------------
+//
+// A load or store is in vector form when its innermost index is exactly r0
+// (unit stride along the stage's only inner loop) and no other dimension
+// mentions r0 or a value, so 8 consecutive r0 are 8 consecutive elements at
+// a base that depends only on parallel loops and symbols. Elements of 1, 2
+// or 4 bytes (8 of them: 8, 16 or 32 bytes per access).
+bool vecForm(const Kernel &k, const Instr &in) {
+  if (in.index.empty() || in.mask)
+    return false;
+  size_t sz = dtypeSize(k.operands[in.operand].dtype);
+  if (sz != 1 && sz != 2 && sz != 4)
+    return false;
+  const IndexExpr &last = in.index.back();
+  if (!(last.kind == K::Inner && last.value == 0))
+    return false;
+  for (size_t d = 0; d + 1 < in.index.size(); ++d)
+    if (mentions(in.index[d], K::Inner) || mentions(in.index[d], K::Value))
+      return false;
+  return true;
+}
+
+// Every stage has exactly one inner loop (the same extent when several
+// stages), every access touching r0 is in vector form, every store is.
+bool vectorizable(const Kernel &k) {
+  if (k.stages.empty())
+    return false;
+  for (const Stage &s : k.stages) {
+    if (s.inner.size() != 1 || !(s.inner[0] == k.stages[0].inner[0]) || mentions(s.inner[0], K::Parallel))
+      return false;
+    for (const Instr &in : s.body) {
+      bool memory = in.isStore || (in.op == Op::Load);
+      if (!memory)
+        continue;
+      bool touches = false;
+      for (const IndexExpr &e : in.index)
+        touches |= mentions(e, K::Inner);
+      if (in.mask && mentions(*in.mask, K::Inner))
+        touches = true;
+      if ((in.isStore || touches) && !vecForm(k, in))
+        return false;
+    }
+    // The vector path loads a chunk before any of its stores: no stage may
+    // read an operand after storing to it.
+    std::set<int64_t> stored;
+    for (const Instr &in : s.body) {
+      if (in.isStore)
+        stored.insert(in.operand);
+      else if (in.op == Op::Load && stored.count(in.operand))
+        return false;
+    }
+  }
+  return true;
+}
+
+bool touchesInner(const Instr &in) {
+  for (const IndexExpr &e : in.index)
+    if (mentions(e, K::Inner))
+      return true;
+  return false;
+}
+
 // ---- kernel emission ----------------------------------------------------------
 
 struct Emitter {
@@ -318,6 +380,10 @@ struct Emitter {
   std::map<int64_t, tessera_dtype_t> types; // every value's dtype
   std::ostringstream out;
   std::string error;
+  // Vector paths: loads replaced by an element of words already loaded (the
+  // raw stored value), stores redirected to a per-element variable.
+  std::map<const Instr *, std::string> loadOverride;
+  std::map<const Instr *, std::string> storeSink;
 
   Emitter(const Program &p, size_t k, const CodegenOptions &o)
       : program(p), kernel(p.kernels[k]), kernelIndex(k), options(o) {
@@ -528,6 +594,11 @@ struct Emitter {
     std::string t = ctype(in.dtype), name = val(in.result), e;
     switch (in.op) {
     case Op::Load:
+      if (auto it = loadOverride.find(&in); it != loadOverride.end()) {
+        const Operand &o = kernel.operands[in.operand];
+        e = convert(decode(o.dtype, it->second), o.dtype, in.dtype);
+        break;
+      }
       if (in.mask) {
         out << indent << t << " " << name << ";\n";
         out << indent << "if (" << idx(*in.mask) << " != 0) " << name << " = " << loadExpr(in) << ";\n";
@@ -575,6 +646,10 @@ struct Emitter {
 
   void emitStore(const Instr &in, const std::string &indent) {
     const Operand &o = kernel.operands[in.operand];
+    if (auto it = storeSink.find(&in); it != storeSink.end()) {
+      out << indent << it->second << " = " << encode(val(in.args[0]), typeOf(in.args[0]), o.dtype) << ";\n";
+      return;
+    }
     out << indent << "b" << in.operand << "[" << offset(in.operand, in.index)
         << "] = " << encode(val(in.args[0]), typeOf(in.args[0]), o.dtype) << ";\n";
   }
@@ -830,22 +905,291 @@ struct Emitter {
     out << "  }\n}\n\n";
   }
 
-  void emitBlock(const std::string &fn, size_t slots) {
+  // ---- 16-byte vector accesses ------------------------------------------------
+  //
+  // 8 consecutive elements of a vector-form access (vecForm) move as one
+  // 16-byte ld/st.global.v4.u32 (PTX ISA, "ld": vector operands; the address
+  // must be aligned to the access size, checked at run time), v2.u32 for
+  // 1-byte elements, two v4 for 4-byte ones. Elements are unpacked from and
+  // packed into 32-bit words with constant shifts, so everything stays in
+  // registers (no local arrays).
+  static std::string accessKey(const Instr &in) {
+    std::string key = std::to_string(in.operand);
+    for (const IndexExpr &e : in.index)
+      key += "," + printIndex(e);
+    return key;
+  }
+  int vecWords(const Instr &in) const { return static_cast<int>(2 * dtypeSize(kernel.operands[in.operand].dtype)); }
+
+  void emitVecLoad(const Instr &in, const std::string &prefix, const std::string &r, bool declare,
+                   const std::string &indent) {
+    int words = vecWords(in);
+    if (declare) {
+      out << indent << "unsigned";
+      for (int w = 0; w < words; ++w)
+        out << (w ? ", " : " ") << prefix << "_w" << w;
+      out << ";\n";
+    }
+    out << indent << "{\n" << indent << "  const long long r0 = " << r << ";\n";
+    out << indent << "  const unsigned* tsr_p = (const unsigned*)(b" << in.operand << " + " << offset(in.operand, in.index)
+        << ");\n";
+    if (words == 2) {
+      out << indent << "  const uint2 t = *(const uint2*)tsr_p; " << prefix << "_w0 = t.x; " << prefix << "_w1 = t.y;\n";
+    } else {
+      for (int q = 0; q < words / 4; ++q)
+        out << indent << "  { const uint4 t = ((const uint4*)tsr_p)[" << q << "]; " << prefix << "_w" << 4 * q << " = t.x; "
+            << prefix << "_w" << 4 * q + 1 << " = t.y; " << prefix << "_w" << 4 * q + 2 << " = t.z; " << prefix << "_w"
+            << 4 * q + 3 << " = t.w; }\n";
+    }
+    out << indent << "}\n";
+  }
+
+  // Element e (0..7) of the words `prefix`_w*, as the stored type.
+  std::string vecElem(tessera_dtype_t dt, const std::string &prefix, int e) const {
+    size_t sz = dtypeSize(dt);
+    std::string st = stype(dt);
+    if (sz == 4) {
+      std::string w = prefix + "_w" + std::to_string(e);
+      return st == "float" ? "__uint_as_float(" + w + ")" : "((" + st + ")" + w + ")";
+    }
+    int per = sz == 2 ? 2 : 4, bits = static_cast<int>(8 * sz);
+    std::string w = prefix + "_w" + std::to_string(e / per);
+    std::string narrow = sz == 2 ? "unsigned short" : "unsigned char";
+    return "((" + st + ")(" + narrow + ")(" + w + " >> " + std::to_string(bits * (e % per)) + "))";
+  }
+
+  void emitVecStore(const Instr &in, const std::string &sink, const std::string &r, const std::string &indent) {
+    tessera_dtype_t dt = kernel.operands[in.operand].dtype;
+    size_t sz = dtypeSize(dt);
+    int words = vecWords(in);
+    std::string st = stype(dt);
+    auto el = [&](int e) { return sink + "_e" + std::to_string(e); };
+    std::vector<std::string> w(words);
+    for (int i = 0; i < words; ++i) {
+      if (sz == 4)
+        w[i] = st == "float" ? "__float_as_uint(" + el(i) + ")" : "(unsigned)" + el(i);
+      else if (sz == 2)
+        w[i] = "((unsigned)(unsigned short)" + el(2 * i) + " | ((unsigned)(unsigned short)" + el(2 * i + 1) + " << 16))";
+      else
+        w[i] = "((unsigned)(unsigned char)" + el(4 * i) + " | ((unsigned)(unsigned char)" + el(4 * i + 1) +
+               " << 8) | ((unsigned)(unsigned char)" + el(4 * i + 2) + " << 16) | ((unsigned)(unsigned char)" +
+               el(4 * i + 3) + " << 24))";
+    }
+    out << indent << "{\n" << indent << "  const long long r0 = " << r << ";\n";
+    out << indent << "  unsigned* tsr_p = (unsigned*)(b" << in.operand << " + " << offset(in.operand, in.index) << ");\n";
+    if (words == 2)
+      out << indent << "  *(uint2*)tsr_p = make_uint2(" << w[0] << ", " << w[1] << ");\n";
+    else
+      for (int q = 0; q < words / 4; ++q)
+        out << indent << "  ((uint4*)tsr_p)[" << q << "] = make_uint4(" << w[4 * q] << ", " << w[4 * q + 1] << ", "
+            << w[4 * q + 2] << ", " << w[4 * q + 3] << ");\n";
+    out << indent << "}\n";
+  }
+
+  // One chunk of 8 elements of `stage` starting at r0 = `r`: vector loads
+  // (or words cached by an earlier stage), the body per element with
+  // constant element numbers, packed vector stores.
+  void emitVecChunk(const Stage &stage, const std::string &r, const std::string &tag,
+                    std::map<std::string, std::pair<std::string, bool>> *cache, const std::string &indent) {
+    std::map<std::string, std::string> local;
+    std::vector<std::pair<const Instr *, std::string>> loads;
+    std::vector<const Instr *> stores;
+    int n = 0;
+    for (const Instr &in : stage.body) {
+      if (in.isStore) {
+        stores.push_back(&in);
+        continue;
+      }
+      if (in.op != Op::Load || !touchesInner(in))
+        continue;
+      std::string key = accessKey(in);
+      auto l = local.find(key);
+      if (l == local.end()) {
+        std::string prefix;
+        if (cache) {
+          auto c = cache->find(key);
+          if (c != cache->end()) {
+            prefix = c->second.first;
+            if (!c->second.second)
+              emitVecLoad(in, prefix, r, false, indent);
+            c->second.second = true;
+          }
+        }
+        if (prefix.empty()) {
+          prefix = "tsr_x" + tag + "_" + std::to_string(n++);
+          emitVecLoad(in, prefix, r, true, indent);
+        }
+        l = local.emplace(key, prefix).first;
+      }
+      loads.push_back({&in, l->second});
+    }
+    for (size_t k = 0; k < stores.size(); ++k) {
+      out << indent << stype(kernel.operands[stores[k]->operand].dtype);
+      for (int e = 0; e < 8; ++e)
+        out << (e ? ", " : " ") << "tsr_o" << tag << "_" << k << "_e" << e;
+      out << ";\n";
+    }
+    for (int e = 0; e < 8; ++e) {
+      loadOverride.clear();
+      storeSink.clear();
+      for (auto &[in, prefix] : loads)
+        loadOverride[in] = vecElem(kernel.operands[in->operand].dtype, prefix, e);
+      for (size_t k = 0; k < stores.size(); ++k)
+        storeSink[stores[k]] = "tsr_o" + tag + "_" + std::to_string(k) + "_e" + std::to_string(e);
+      out << indent << "{\n" << indent << "  const long long r0 = " << r << " + " << e << "; (void)r0;\n";
+      emitBody(stage, indent + "  ", "r0");
+      out << indent << "}\n";
+    }
+    loadOverride.clear();
+    storeSink.clear();
+    for (size_t k = 0; k < stores.size(); ++k)
+      emitVecStore(*stores[k], "tsr_o" + tag + "_" + std::to_string(k), r, indent);
+  }
+
+  // Distinct vector-form accesses of the kernel (loads touching r0, stores).
+  std::vector<const Instr *> vecAccesses() const {
+    std::vector<const Instr *> v;
+    std::set<std::string> seen;
+    for (const Stage &s : kernel.stages)
+      for (const Instr &in : s.body)
+        if ((in.isStore || (in.op == Op::Load && touchesInner(in))) && seen.insert(accessKey(in)).second)
+          v.push_back(&in);
+    return v;
+  }
+  // Base pointers 16-byte aligned (device allocations are 256-byte aligned;
+  // checked anyway).
+  void emitPtrChecks(const std::string &flag, const std::string &indent) {
+    std::set<int64_t> ops;
+    for (const Instr *in : vecAccesses())
+      if (ops.insert(in->operand).second)
+        out << indent << flag << " = " << flag << " && (((unsigned long long)b" << in->operand << ") & 15ULL) == 0ULL;\n";
+  }
+  // Each access's element offset at r0 = 0 a multiple of 8 (16 bytes for
+  // 2-byte elements), so every chunk of 8 is aligned.
+  void emitBaseChecks(const std::string &flag, const std::string &indent) {
+    for (const Instr *in : vecAccesses())
+      out << indent << "{ const long long r0 = 0; " << flag << " = " << flag << " && ((" << offset(in->operand, in->index)
+          << ") & 7LL) == 0LL; }\n";
+  }
+
+  // Row kernel with the row in registers: every thread owns chunks
+  // threadIdx.x + j * blockDim.x (j < kRowVecChunks) of 8 elements; loads of
+  // input operands that several stages repeat are read once and kept.
+  void emitStagesVec(const std::string &indent) {
+    emitReduceDecls(indent);
+    std::map<std::string, int> stagesUsing;
+    std::map<std::string, const Instr *> first;
+    for (const Stage &s : kernel.stages) {
+      std::set<std::string> here;
+      for (const Instr &in : s.body)
+        if (!in.isStore && in.op == Op::Load && touchesInner(in) &&
+            kernel.operands[in.operand].role == OperandRole::In && here.insert(accessKey(in)).second) {
+          ++stagesUsing[accessKey(in)];
+          first.emplace(accessKey(in), &in);
+        }
+    }
+    std::vector<std::map<std::string, std::pair<std::string, bool>>> caches(kRowVecChunks);
+    int id = 0;
+    for (auto &[key, count] : stagesUsing) {
+      if (count < 2)
+        continue;
+      for (int j = 0; j < kRowVecChunks; ++j) {
+        std::string prefix = "tsr_k" + std::to_string(id) + "_" + std::to_string(j);
+        out << indent << "unsigned";
+        for (int w = 0; w < vecWords(*first[key]); ++w)
+          out << (w ? ", " : " ") << prefix << "_w" << w << " = 0u";
+        out << ";\n";
+        caches[j][key] = {prefix, false};
+      }
+      ++id;
+    }
+    for (size_t si = 0; si < kernel.stages.size(); ++si) {
+      const Stage &stage = kernel.stages[si];
+      std::string in2 = indent + "  ", in3 = indent + "    ";
+      out << indent << "{ // stage " << si << " (16-byte chunks)\n";
+      emitStageExtents(stage, si, in2);
+      emitAccDecls(stage, in2);
+      out << in2 << "const long long tsr_nc" << si << " = tsr_n" << si << " >> 3;\n";
+      for (int j = 0; j < kRowVecChunks; ++j) {
+        std::string ch = "((long long)threadIdx.x + " + std::to_string(j) + "LL * (long long)blockDim.x)";
+        out << in2 << "if (" << ch << " < tsr_nc" << si << ") {\n";
+        out << in3 << "const long long tsr_r = " << ch << " * 8;\n";
+        emitVecChunk(stage, "tsr_r", std::to_string(si) + "_" + std::to_string(j), &caches[j], in3);
+        out << in2 << "}\n";
+      }
+      bool hasStore = false;
+      for (const Instr &in : stage.body)
+        hasStore |= in.isStore;
+      for (const Instr &in : stage.body)
+        if (!in.isStore && in.op == Op::Reduce)
+          emitBlockCombine(in, in2);
+      if (hasStore && si + 1 < kernel.stages.size())
+        out << in2 << "__syncthreads();\n";
+      emitReduceFinalize(stage, in2);
+      out << indent << "}\n";
+    }
+  }
+
+  void emitBlock(const std::string &fn, size_t slots, bool vec) {
     emitPrologue(fn, slots, 512);
     emitParallelExtents("  ");
+    if (vec) {
+      out << "  bool tsr_vp = true;\n";
+      emitPtrChecks("tsr_vp", "  ");
+    }
     out << "  for (long long tsr_pt = blockIdx.x; tsr_pt < tsr_P; tsr_pt += gridDim.x) {\n";
     emitParallelDecompose("    ", "tsr_pt");
-    emitStages(true, "    ");
-    out << "  }\n}\n\n";
+    if (!vec) {
+      emitStages(true, "    ");
+      out << "  }\n}\n\n";
+      return;
+    }
+    // Uniform across the block (depends on the row and blockDim only), so
+    // both branches keep their barriers block-wide.
+    out << "    bool tsr_v = tsr_vp;\n";
+    out << "    const long long tsr_vn = " << idx(kernel.stages[0].inner[0]) << ";\n";
+    out << "    tsr_v = tsr_v && tsr_vn >= 0 && (tsr_vn & 7LL) == 0LL && tsr_vn <= " << kRowVecChunks * 8
+        << "LL * (long long)blockDim.x;\n";
+    emitBaseChecks("tsr_v", "    ");
+    out << "    if (tsr_v) {\n";
+    emitStagesVec("      ");
+    out << "    } else {\n";
+    emitStages(true, "      ");
+    out << "    }\n  }\n}\n\n";
   }
 
   // One map stage: parallel and inner loops flattened (inner fastest).
-  void emitFlat(const std::string &fn, size_t slots) {
+  void emitFlat(const std::string &fn, size_t slots, bool vec) {
     const Stage &stage = kernel.stages[0];
     emitPrologue(fn, slots, 256);
     emitParallelExtents("  ");
     emitStageExtents(stage, 0, "  ");
     out << "  const long long tsr_total = tsr_P * tsr_n0;\n";
+    if (vec) {
+      // One chunk of 8 consecutive r0 per thread and step (grid-stride); a
+      // chunk whose bases are not 16-byte aligned runs its 8 elements scalar.
+      out << "  bool tsr_v = tsr_n0 > 0 && (tsr_n0 & 7LL) == 0LL;\n";
+      emitPtrChecks("tsr_v", "  ");
+      out << "  if (tsr_v) {\n";
+      out << "    const long long tsr_nc = tsr_n0 >> 3, tsr_tc = tsr_P * tsr_nc;\n";
+      out << "    const bool tsr_small = tsr_tc <= 2147483647LL;\n";
+      out << "    for (long long tsr_f = (long long)blockIdx.x * blockDim.x + threadIdx.x; tsr_f < tsr_tc; tsr_f += "
+             "(long long)gridDim.x * blockDim.x) {\n";
+      out << "      const long long tsr_pt = tsr_small ? (long long)((unsigned)tsr_f / (unsigned)tsr_nc) : tsr_f / tsr_nc;\n";
+      out << "      const long long tsr_r = (tsr_f - tsr_pt * tsr_nc) * 8;\n";
+      emitParallelDecompose("      ", "tsr_pt");
+      out << "      bool tsr_a = true;\n";
+      emitBaseChecks("tsr_a", "      ");
+      out << "      if (tsr_a) {\n";
+      emitVecChunk(stage, "tsr_r", "f", nullptr, "        ");
+      out << "      } else {\n";
+      for (int e = 0; e < 8; ++e) {
+        out << "        {\n          const long long r0 = tsr_r + " << e << "; (void)r0;\n";
+        emitBody(stage, "          ", "r0");
+        out << "        }\n";
+      }
+      out << "      }\n    }\n    return;\n  }\n";
+    }
     out << "  for (long long tsr_f = (long long)blockIdx.x * blockDim.x + threadIdx.x; tsr_f < tsr_total; tsr_f += "
            "(long long)gridDim.x * blockDim.x) {\n";
     if (stage.inner.empty()) {
@@ -1203,6 +1547,8 @@ bool generateProgram(const Program &program, const CodegenOptions &options, Gene
     }
     plan.flat = flattenable(k);
     plan.block = plan.hasReduce;
+    plan.flatVec = plan.flat && vectorizable(k);
+    plan.blockVec = plan.block && !plan.extentsUseParallel && vectorizable(k);
     plan.gemm = planGemm(k);
     if (plan.gemm.usable && plan.gemm.input == GemmInput::TF32 && options.smVersion < 80)
       plan.gemm.usable = false;
@@ -1214,9 +1560,9 @@ bool generateProgram(const Program &program, const CodegenOptions &options, Gene
     Emitter em(program, ki, options);
     em.emitThread(plan.function(LaunchMode::Thread), plan.numSlots);
     if (plan.block)
-      em.emitBlock(plan.function(LaunchMode::Block), plan.numSlots);
+      em.emitBlock(plan.function(LaunchMode::Block), plan.numSlots, plan.blockVec);
     if (plan.flat)
-      em.emitFlat(plan.function(LaunchMode::Flat), plan.numSlots);
+      em.emitFlat(plan.function(LaunchMode::Flat), plan.numSlots, plan.flatVec);
     if (plan.gemm.usable)
       em.emitGemm(plan.function(LaunchMode::Gemm), plan.numSlots, plan.gemm);
     if (!em.error.empty()) {
@@ -1321,7 +1667,10 @@ bool planLaunch(const Program &program, size_t kernel, const KernelPlan &plan, c
     }
     cfg.mode = LaunchMode::Flat;
     cfg.block[0] = 256;
-    cfg.grid[0] = clampGrid(std::min<int64_t>((total + 255) / 256, int64_t(smCount) * 32));
+    // The 16-byte path gives each thread 8 elements per step.
+    int64_t n0 = stageElems(k.stages[0]);
+    int64_t work = plan.flatVec && n0 > 0 && n0 % 8 == 0 ? total / 8 : total;
+    cfg.grid[0] = clampGrid(std::min<int64_t>((work + 255) / 256, int64_t(smCount) * 32));
     *out = cfg;
     return true;
   }
@@ -1338,6 +1687,11 @@ bool planLaunch(const Program &program, size_t kernel, const KernelPlan &plan, c
     threads = std::min<int64_t>(threads, 256);
     if (maxInner >= 8192)
       threads = 512;
+    // Row in registers: kRowVecChunks chunks of 8 per thread.
+    if (plan.blockVec && maxInner % 8 == 0 && maxInner <= int64_t(kRowVecChunks) * 8 * 512) {
+      int64_t perThread = (maxInner / 8 + kRowVecChunks - 1) / kRowVecChunks;
+      threads = std::min<int64_t>(512, std::max<int64_t>(32, (perThread + 31) / 32 * 32));
+    }
     cfg.mode = LaunchMode::Block;
     cfg.block[0] = static_cast<uint32_t>(threads);
     cfg.grid[0] = clampGrid(P);

@@ -35,9 +35,13 @@ namespace tessera::cuda {
 
 // Bumped whenever generated function names, parameters or launch rules
 // change, so serialized cubins of another generator are refused.
-inline constexpr uint32_t kCodegenVersion = 1;
+inline constexpr uint32_t kCodegenVersion = 2;
 
 enum class LaunchMode : uint8_t { Flat, Thread, Block, Gemm };
+
+// Chunks of 8 elements each thread of a vectorized row kernel keeps in
+// registers (so one block covers rows up to 8 * kRowVecChunks * blockDim.x).
+inline constexpr int kRowVecChunks = 2;
 const char *launchModeName(LaunchMode mode);
 
 // GEMM tile shape of the tensor-core path (fixed per generator version).
@@ -65,6 +69,13 @@ struct KernelPlan {
   bool block = false;               // a _block variant exists
   GemmPlan gemm;                    // a _gemm variant exists when gemm.usable
   bool hasReduce = false;
+  // 16-byte vector paths (8 elements per access along the innermost loop r0),
+  // taken at run time when extents and alignment allow, the scalar code
+  // otherwise: in _flat (one chunk of 8 per thread, grid-stride) and in
+  // _block (the row in registers, read once; rows up to kRowVecChunks * 8 *
+  // blockDim.x elements).
+  bool flatVec = false;
+  bool blockVec = false;
   bool extentsUseParallel = false;  // some stage extent mentions a parallel loop
   size_t numSlots = 0;              // 64-bit parameter slots (operands + symbols + extras)
   size_t extraSlots = 0;

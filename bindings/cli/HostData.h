@@ -10,6 +10,7 @@
 #ifndef TESSERA_CLI_HOSTDATA_H
 #define TESSERA_CLI_HOSTDATA_H
 
+#include "tessera/sdk/element.h"
 #include "tessera/tessera.h"
 
 #include <cstdint>
@@ -19,14 +20,12 @@
 
 namespace tessera::cli {
 
-size_t dtypeSize(tessera_dtype_t dtype);
-const char *dtypeName(tessera_dtype_t dtype);
-bool isFloatDType(tessera_dtype_t dtype);
-
-// Element i of raw bytes as a double / stored from a double (rounded to
-// nearest even; integers truncate).
-double loadElement(tessera_dtype_t dtype, const uint8_t *p);
-void storeElement(tessera_dtype_t dtype, double v, uint8_t *p);
+// Element codec shared with plugins and the conformance suite (sdk/element.h).
+using sdk::dtypeName;
+using sdk::dtypeSize;
+using sdk::isFloatDType;
+using sdk::loadElement;
+using sdk::storeElement;
 
 struct HostArray {
   tessera_dtype_t dtype = TESSERA_DTYPE_F32;

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 
 #if TESSERA_HAVE_ONNX
@@ -228,7 +229,10 @@ Expected<pipeline::Result> compileSource(const void *source, size_t size, bool o
 #if TESSERA_HAVE_ONNX
   if (onnx) {
     auto start = std::chrono::steady_clock::now();
-    Expected<ir::Module> module = tessera::onnx::importOnnx(source, size);
+    // External data files are relative to the model's directory.
+    tessera::onnx::ImportOptions importOpts;
+    importOpts.baseDir = std::filesystem::path(opts.sourceName).parent_path().string();
+    Expected<ir::Module> module = tessera::onnx::importOnnx(source, size, importOpts);
     if (!module)
       return module.takeError();
     if (Error e = shape::verifyAndInfer(*module))
@@ -302,8 +306,9 @@ TESSERA_EXPORT tessera_status_t *tessera_compile(tessera_context_t *context, con
         opts.dump = stages.take();
       }
       if (options->schedule_file)
-        return makeStatus(TESSERA_STATUS_UNSUPPORTED,
-                          "tessera_compile: schedule files are not supported yet (schedule_file must be NULL)");
+        opts.scheduleFile = options->schedule_file;
+      if (options->cache_dir)
+        opts.cacheDir = options->cache_dir;
       if (options->struct_size >= offsetof(tessera_compile_options_t, bind) + sizeof(const char *) &&
           options->bind) {
         Expected<ir::SymbolBindings> bind = pipeline::parseBindings(options->bind);

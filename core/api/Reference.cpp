@@ -4,6 +4,7 @@
 #include "api/Buffer.h"
 #include "api/Program.h"
 #include "api/Status.h"
+#include "tessera/sdk/element.h"
 
 #include "pipeline/Pipeline.h"
 #include "reference/Evaluator.h"
@@ -21,77 +22,10 @@ using namespace tessera::api;
 
 namespace {
 
-// Decodes a float with `e` exponent and `m` mantissa bits (no sign handling
-// beyond the top bit); `fn` formats (e4m3fn) have no infinities and one NaN.
-double decodeMinifloat(uint32_t bits, int e, int m, bool fn) {
-  uint32_t sign = bits >> (e + m) & 1, exp = bits >> m & ((1u << e) - 1), man = bits & ((1u << m) - 1);
-  int bias = (1 << (e - 1)) - 1;
-  double s = sign ? -1.0 : 1.0;
-  if (exp == (1u << e) - 1) {
-    if (fn) {
-      if (man == (1u << m) - 1)
-        return std::nan("");
-    } else {
-      return man ? std::nan("") : s * INFINITY;
-    }
-  }
-  if (exp == 0)
-    return s * std::ldexp(static_cast<double>(man), 1 - bias - m);
-  return s * std::ldexp(static_cast<double>(man | (1u << m)), static_cast<int>(exp) - bias - m);
-}
-
-// Encodes a value already rounded to the 8-bit format (exact search).
-uint8_t encodeFp8(double v, bool e4m3) {
-  for (uint32_t code = 0; code < 256; ++code) {
-    double d = e4m3 ? decodeMinifloat(code, 4, 3, true) : decodeMinifloat(code, 5, 2, false);
-    if (std::isnan(v) ? std::isnan(d) : (d == v && std::signbit(d) == std::signbit(v)))
-      return static_cast<uint8_t>(code);
-  }
-  return e4m3 ? 0x7f : 0x7e; // NaN: not reached for rounded values
-}
-
-double loadElement(tessera_dtype_t dtype, const unsigned char *p) {
-  switch (dtype) {
-  case TESSERA_DTYPE_F64: { double v; std::memcpy(&v, p, 8); return v; }
-  case TESSERA_DTYPE_F32: { float v; std::memcpy(&v, p, 4); return v; }
-  case TESSERA_DTYPE_F16: { _Float16 v; std::memcpy(&v, p, 2); return static_cast<double>(v); }
-  case TESSERA_DTYPE_BF16: {
-    uint16_t b; std::memcpy(&b, p, 2);
-    uint32_t w = static_cast<uint32_t>(b) << 16; float v; std::memcpy(&v, &w, 4); return v;
-  }
-  case TESSERA_DTYPE_F8E4M3: return decodeMinifloat(*p, 4, 3, true);
-  case TESSERA_DTYPE_F8E5M2: return decodeMinifloat(*p, 5, 2, false);
-  case TESSERA_DTYPE_I64: { int64_t v; std::memcpy(&v, p, 8); return static_cast<double>(v); }
-  case TESSERA_DTYPE_I32: { int32_t v; std::memcpy(&v, p, 4); return v; }
-  case TESSERA_DTYPE_I16: { int16_t v; std::memcpy(&v, p, 2); return v; }
-  case TESSERA_DTYPE_I8: return static_cast<int8_t>(*p);
-  case TESSERA_DTYPE_U8: return *p;
-  case TESSERA_DTYPE_BOOL: return *p ? 1.0 : 0.0;
-  default: return 0;
-  }
-}
-
-// Stores a value already rounded to `dtype` by the interpreter.
-void storeElement(tessera_dtype_t dtype, double v, unsigned char *p) {
-  switch (dtype) {
-  case TESSERA_DTYPE_F64: std::memcpy(p, &v, 8); break;
-  case TESSERA_DTYPE_F32: { float f = static_cast<float>(v); std::memcpy(p, &f, 4); break; }
-  case TESSERA_DTYPE_F16: { _Float16 h = static_cast<_Float16>(v); std::memcpy(p, &h, 2); break; }
-  case TESSERA_DTYPE_BF16: {
-    float f = static_cast<float>(v); uint32_t w; std::memcpy(&w, &f, 4);
-    uint16_t b = static_cast<uint16_t>(w >> 16); std::memcpy(p, &b, 2); break;
-  }
-  case TESSERA_DTYPE_F8E4M3: *p = encodeFp8(v, true); break;
-  case TESSERA_DTYPE_F8E5M2: *p = encodeFp8(v, false); break;
-  case TESSERA_DTYPE_I64: { int64_t i = static_cast<int64_t>(v); std::memcpy(p, &i, 8); break; }
-  case TESSERA_DTYPE_I32: { int32_t i = static_cast<int32_t>(v); std::memcpy(p, &i, 4); break; }
-  case TESSERA_DTYPE_I16: { int16_t i = static_cast<int16_t>(v); std::memcpy(p, &i, 2); break; }
-  case TESSERA_DTYPE_I8: *p = static_cast<unsigned char>(static_cast<int8_t>(v)); break;
-  case TESSERA_DTYPE_U8: *p = static_cast<unsigned char>(v); break;
-  case TESSERA_DTYPE_BOOL: *p = v != 0; break;
-  default: break;
-  }
-}
+// Element codec: the values are already rounded to their dtype by the
+// interpreter, so encoding is exact (sdk/element.h).
+using sdk::loadElement;
+using sdk::storeElement;
 
 // Host memory owned through a DLManagedTensor, so the tensor frees it.
 struct HostBlock {

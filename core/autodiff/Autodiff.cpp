@@ -89,6 +89,7 @@ private:
   std::vector<bool> active_;        // by builder value id (forward values only)
   std::map<ValueId, ValueId> adj_;  // builder forward value -> its adjoint
   std::set<ValueId> remat_;         // builder forward values to recompute
+  std::set<ValueId> checkpointed_;  // results of forward ops marked `checkpoint`
   std::map<ValueId, ValueId> rematCache_; // valid during one rule
   unsigned tmp_ = 0;
 
@@ -228,7 +229,10 @@ private:
     std::vector<std::string> names;
     for (ValueId r : fop.results)
       names.push_back(fresh(b_.function().value(r).name + ".remat"));
-    auto rs = b_.addOp(fop.kind, operands, fop.attrs, fop.annotations, fop.loc, fop.explicitLoc, names);
+    // Marked so that CSE never merges the clone with its forward twin.
+    AttrList attrs = fop.attrs;
+    attrs.set("checkpoint", Attribute::ofBool(true));
+    auto rs = b_.addOp(fop.kind, operands, attrs, fop.annotations, fop.loc, fop.explicitLoc, names);
     if (!rs)
       return rs.takeError();
     for (size_t i = 0; i < fop.results.size(); ++i)
@@ -346,10 +350,19 @@ Error GradBuilder::emitAttention(const Operation &sop) {
 }
 
 Error GradBuilder::emitForward() {
-  for (const Operation &sop : src_.ops) {
+  for (const Operation &orig : src_.ops) {
+    // `checkpoint = true` selects the op's results (all ops of an attention's
+    // decomposition) for recomputation; the forward copy drops the attribute.
+    Operation sop = orig;
+    bool checkpoint = sop.attrs.getBool("checkpoint", false);
+    sop.attrs.erase("checkpoint");
+    size_t first = b_.function().ops.size();
     Error e = sop.kind == OpKind::Attention ? emitAttention(sop) : copyOp(sop);
     if (e)
       return e;
+    for (size_t k = first; checkpoint && k < b_.function().ops.size(); ++k)
+      if (b_.function().ops[k].kind != OpKind::Constant)
+        checkpointed_.insert(b_.function().ops[k].results.begin(), b_.function().ops[k].results.end());
   }
   numFwdOps_ = b_.function().ops.size();
   return Error::success();
@@ -1483,6 +1496,7 @@ Expected<VjpResult> GradBuilder::run() {
       return invalidArg("remat: %" + n + " is a constant");
     remat_.insert(v);
   }
+  remat_.insert(checkpointed_.begin(), checkpointed_.end());
   if (opts_.rematElementwise)
     for (size_t k = 0; k < numFwdOps_; ++k) {
       const Operation &o = bf.ops[k];

@@ -206,6 +206,11 @@ std::vector<OpInfo> buildTable() {
                      {{"causal", AT::Bool, false, "mask keys after the query position (default false)"},
                       {"scale", AT::Float, false, "score scale (default 1/sqrt(head dim))"}},
                      "attention(q: ... x Sq x D, k: ... x Sk x D, v: ... x Sk x Dv [, mask]) -> ... x Sq x Dv"});
+  // Accepted by every op: a hint for the grad transform (docs/autodiff.md).
+  // Other passes keep it; CSE never merges an op that carries it.
+  for (OpInfo &info : t)
+    info.attrs.push_back({"checkpoint", AT::Bool, false,
+                          "recompute in the backward pass instead of storing the result (default false)"});
   return t;
 }
 

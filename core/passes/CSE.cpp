@@ -1,4 +1,7 @@
 // Common subexpression elimination over whole ops (all results at once).
+// Ops with `checkpoint = true` are never merged, neither as duplicates nor as
+// representatives: the grad transform marks its recomputed (rematerialized)
+// ops so, and merging one with its forward twin would undo the remat.
 #include "passes/Passes.h"
 #include "passes/Rewrite.h"
 
@@ -27,6 +30,8 @@ Error runCSE(ir::Function &fn) {
   bool changed = false;
   for (size_t i = 0; i < fn.ops.size(); ++i) {
     const ir::Operation &op = fn.ops[i];
+    if (op.attrs.getBool("checkpoint", false))
+      continue;
     std::string key = opKey(fn, op); // operands already rewritten to their representatives
     auto [it, inserted] = seen.emplace(key, i);
     if (inserted)

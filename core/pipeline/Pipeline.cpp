@@ -5,8 +5,11 @@
 //   2. entry + bind       pick the function; fix compile-time symbols
 //   3. graph passes       decompose, canonicalize, constant fold, CSE, DCE
 //   4. fusion             Graph IR -> Schedule IR kernels + operand bindings
-//   5. schedule           knobs (defaults from fusion; search comes later)
+//   5. schedule           knobs: forced by the schedule file, else tuned
+//                         (cache hit, from `tessera autotune`), else fusion's
+//                         defaults; search itself never runs here
 //   6. plugin compile     Schedule IR bytes -> the plugin's executable
+//                         (or the cached serialized executable, loaded)
 //   7. module             executable + bindings + constants uploaded once
 //
 // Every stage is timed (dump "time"); "graph", "schedule", "tile" and
@@ -14,6 +17,9 @@
 #include "pipeline/Pipeline.h"
 
 #include "fusion/Fusion.h"
+#include "schedule/ScheduleFile.h"
+#include "schedule/Search.h"
+#include "schedule/TuningCache.h"
 #if TESSERA_HAVE_GRAPH_PASSES
 #include "passes/Passes.h"
 #endif
@@ -29,6 +35,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <optional>
 
 namespace tessera::pipeline {
 
@@ -137,7 +144,184 @@ Expected<tessera_backend_executable_t *> pluginCompile(const std::string &schedu
   return executable;
 }
 
+
+void warn(const Options &options, const std::string &message) {
+  if (options.warnFn)
+    options.warnFn(message);
+  else
+    std::fprintf(stderr, "tessera: warning: %s\n", message.c_str());
+}
+
+// Stage 5: forced schedules (schedule file), else cached tuning results.
+void applySchedules(schedule::Program &program, const Options &options, const Target &target,
+                    sched::TuningCache *cache) {
+  sched::ScheduleFile forced;
+  if (!options.scheduleFile.empty()) {
+    forced = sched::loadScheduleFile(options.scheduleFile);
+    for (const std::string &p : forced.problems)
+      warn(options, p);
+  }
+  sched::TargetKey tk = targetKey(options, target);
+  sched::DeviceTarget dt{target.plugin, target.device, target.architecture, target.features};
+  for (size_t i = 0; i < program.kernels.size(); ++i) {
+    schedule::Kernel &k = program.kernels[i];
+    std::string hash = sched::structuralHash(program, i);
+    const sched::Knobs *knobs = nullptr;
+    auto it = forced.entries.find(k.name);
+    if (it == forced.entries.end())
+      it = forced.entries.find(hash);
+    if (it != forced.entries.end()) {
+      knobs = &it->second;
+      sched::Knobs merged = k.knobs;
+      for (const auto &[key, v] : *knobs)
+        merged[key] = v;
+      std::string why = sched::checkKnobs(k, merged);
+      if (why.empty()) {
+        std::vector<int64_t> none(program.symbols.size(), 1);
+        // Feasibility needs concrete sizes; with symbols left, only the
+        // knob checks above apply.
+        bool concrete = program.symbols.empty();
+        if (concrete)
+          why = sched::infeasibleReason(program, i, merged, none, dt);
+      }
+      if (!why.empty()) {
+        warn(options, options.scheduleFile + ": kernel \"" + k.name + "\": " + why + "; using the default schedule");
+        continue;
+      }
+      k.knobs = std::move(merged);
+      continue;
+    }
+    if (!cache || !cache->enabled())
+      continue;
+    std::optional<sched::TuningRecord> rec = cache->lookupTuning(sched::tuningKey(program, i, nullptr, tk));
+    if (!rec)
+      continue;
+    std::optional<sched::Knobs> tuned = sched::parseKnobs(rec->knobs);
+    if (!tuned || !sched::checkKnobs(k, *tuned).empty()) {
+      warn(options, "tuning cache: ignoring a malformed entry for kernel \"" + k.name + "\"");
+      continue;
+    }
+    k.knobs = std::move(*tuned);
+  }
+}
+
+std::string artifactKey(const std::string &scheduleText, const Options &options, const Target &target) {
+  return "exe|" + sched::hashHex(scheduleText) + "|" + std::to_string(scheduleText.size()) + "|" +
+         targetKey(options, target).str();
+}
+
+// Stage 6 from the artifact cache: the cached serialized executable,
+// loaded onto the device (or kept as bytes for compile-only). nullopt on a
+// miss or when loading fails (then the caller compiles).
+struct CachedExecutable {
+  tessera_backend_executable_t *executable = nullptr;
+  std::string bytes; // compile-only
+};
+std::optional<CachedExecutable> loadCachedExecutable(sched::TuningCache &cache, const std::string &key,
+                                                     const Options &options, const Target &target) {
+  std::optional<std::string> bytes = cache.lookupArtifact(key);
+  if (!bytes)
+    return std::nullopt;
+  CachedExecutable out;
+  if (!target.device) {
+    out.bytes = std::move(*bytes);
+    return out;
+  }
+  auto loadFn = target.plugin->slot(&tessera_backend_api_t::executable_load);
+  if (!loadFn)
+    return std::nullopt;
+  tessera_backend_load_args_t args{};
+  args.struct_size = sizeof(args);
+  args.data = bytes->data();
+  args.size = bytes->size();
+  args.device_ordinal = static_cast<int32_t>(target.device->ordinal);
+  if (Error e = takeCStatus(loadFn(target.plugin->instance(), &args, &out.executable))) {
+    warn(options, "artifact cache: cached executable rejected (" + e.message() + "); recompiling");
+    return std::nullopt;
+  }
+  return out;
+}
+
+void storeExecutable(sched::TuningCache &cache, const std::string &key, tessera_backend_executable_t *exe,
+                     const Target &target) {
+  auto serializeFn = target.plugin->slot(&tessera_backend_api_t::executable_serialize);
+  if (!serializeFn)
+    return;
+  void *data = nullptr;
+  size_t size = 0;
+  if (Error e = takeCStatus(serializeFn(target.plugin->instance(), exe, &data, &size)))
+    return;
+  const tessera_backend_host_t &host = plugin::hostServices();
+  if (data) {
+    cache.storeArtifact(key, std::string(static_cast<const char *>(data), size));
+    host.deallocate(host.allocator_data, data);
+  }
+}
+
+// Stages 2-4: entry, bindings, graph passes, fusion.
+Expected<fusion::FusedProgram> frontEnd(ir::Module &module, ir::Function &fn, const Options &options,
+                                        StageTimer &timer) {
+  auto dump = [&](const char *stage, const std::string &text) {
+    if (options.dumpFn && options.dump.count(stage))
+      options.dumpFn(stage, text);
+  };
+  timer.start("entry+bind");
+  Expected<size_t> entry = selectEntry(module, options.entry);
+  if (!entry)
+    return entry.takeError();
+  fn = std::move(module.functions[*entry]);
+  if (!options.bind.empty())
+    if (Error e = specialize(fn, options.bind))
+      return e;
+  if (Error e = checkSymbolsDetermined(fn))
+    return e;
+
+  timer.start("graph passes");
+#if TESSERA_HAVE_GRAPH_PASSES
+  passes::PipelineOptions passOptions;
+  if (options.optLevel == 0)
+    passOptions.canonicalize = passOptions.cse = passOptions.constantFold = false;
+  if (Error e = passes::runGraphPasses(fn, passOptions))
+    return e;
+#else
+  if (Error e = shape::decomposeAttention(fn))
+    return e;
+#endif
+  timer.stop();
+  dump("graph", text::printFunction(fn));
+
+  timer.start("fusion");
+  fusion::FusionOptions fusionOptions;
+  fusionOptions.fuse = options.optLevel > 0;
+  Expected<fusion::FusedProgram> fused = fusion::fuse(fn, fusionOptions);
+  if (!fused)
+    return fused.takeError();
+  if (std::string problem = fusion::validateFused(*fused, fn); !problem.empty())
+    return internalError("fusion produced an invalid program: " + problem);
+  return fused;
+}
+
 } // namespace
+
+sched::TargetKey targetKey(const Options &options, const Target &target) {
+  sched::TargetKey k;
+  k.plugin = target.plugin ? target.plugin->name() : "";
+  k.pluginVersion = target.plugin ? target.plugin->version() : "";
+  k.architecture = target.architecture;
+  k.features = target.features;
+  k.optLevel = options.optLevel;
+  return k;
+}
+
+Expected<fusion::FusedProgram> fuseSource(std::string_view source, const Options &options) {
+  std::vector<StageTime> timings;
+  StageTimer timer(timings);
+  Expected<ir::Module> module = text::parseModule(source, options.sourceName);
+  if (!module)
+    return module.takeError();
+  ir::Function fn;
+  return frontEnd(*module, fn, options, timer);
+}
 
 Expected<Result> compile(std::string_view source, const Options &options, const Target &target) {
   // 1. Parse, verify, infer shapes.
@@ -163,63 +347,51 @@ Expected<Result> compileModule(ir::Module module, const Options &options, const 
       options.dumpFn(stage, text);
   };
 
-  // 2. Entry function; compile-time symbol bindings.
-  timer.start("entry+bind");
-  Expected<size_t> entry = selectEntry(module, options.entry);
-  if (!entry)
-    return entry.takeError();
-  ir::Function fn = std::move(module.functions[*entry]);
-  if (!options.bind.empty())
-    if (Error e = specialize(fn, options.bind))
-      return e;
-  if (Error e = checkSymbolsDetermined(fn))
-    return e;
-
-  // 3. Graph passes.
-  timer.start("graph passes");
-#if TESSERA_HAVE_GRAPH_PASSES
-  passes::PipelineOptions passOptions;
-  if (options.optLevel == 0)
-    passOptions.canonicalize = passOptions.cse = passOptions.constantFold = false;
-  if (Error e = passes::runGraphPasses(fn, passOptions))
-    return e;
-#else
-  // core/passes is not built: only decompose composites, which fusion needs.
-  if (Error e = shape::decomposeAttention(fn))
-    return e;
-#endif
-  timer.stop();
-  dump("graph", text::printFunction(fn));
-
-  // 4. Fusion.
-  timer.start("fusion");
-  fusion::FusionOptions fusionOptions;
-  fusionOptions.fuse = options.optLevel > 0;
-  Expected<fusion::FusedProgram> fused = fusion::fuse(fn, fusionOptions);
+  // 2-4. Entry, bindings, graph passes, fusion.
+  ir::Function fn;
+  Expected<fusion::FusedProgram> fused = frontEnd(module, fn, options, timer);
   if (!fused)
     return fused.takeError();
-  if (std::string problem = fusion::validateFused(*fused, fn); !problem.empty())
-    return internalError("fusion produced an invalid program: " + problem);
 
-  // 5. Schedule: the knobs fusion wrote are the schedule until search lands.
+  // 5. Schedule: forced (schedule file), tuned (cache), else fusion's knobs.
   timer.start("schedule");
+  std::unique_ptr<sched::TuningCache> cache;
+  if (std::string dir = sched::resolveCacheDir(options.cacheDir); !dir.empty())
+    cache = sched::TuningCache::open(dir, [&options](const std::string &m) { warn(options, m); });
+  applySchedules(fused->schedule, options, target, cache.get());
   std::string scheduleText = schedule::printProgram(fused->schedule);
   timer.stop();
   if (options.dump.count("schedule"))
     dump("schedule", fusion::dumpFused(*fused)); // the text plus each kernel's bindings
 
-  // 6. Plugin compile.
+  // 6. Plugin compile, or the cached executable (not when the plugin's
+  // dumps are wanted: they come from its compile).
   timer.start("plugin compile");
-  Expected<tessera_backend_executable_t *> executable = pluginCompile(scheduleText, options, target);
-  if (!executable)
-    return executable.takeError();
+  const bool useArtifacts = cache && cache->enabled() && !options.dump.count("tile") && !options.dump.count("target");
+  std::string key = useArtifacts ? artifactKey(scheduleText, options, target) : std::string();
+  std::optional<CachedExecutable> cached;
+  if (useArtifacts)
+    cached = loadCachedExecutable(*cache, key, options, target);
+  tessera_backend_executable_t *executable = nullptr;
+  std::string executableBytes;
+  if (cached) {
+    executable = cached->executable;
+    executableBytes = std::move(cached->bytes);
+  } else {
+    Expected<tessera_backend_executable_t *> compiled = pluginCompile(scheduleText, options, target);
+    if (!compiled)
+      return compiled.takeError();
+    executable = *compiled;
+    if (useArtifacts)
+      storeExecutable(*cache, key, executable, target);
+  }
 
   // 7. Module (takes the executable; uploads constants to a live device).
   timer.start("module");
   runtime::TargetInfo info{target.plugin->name(), target.architecture, target.features};
   Expected<std::unique_ptr<runtime::CompiledModule>> compiled = runtime::CompiledModule::create(
       runtime::CompiledModule::Parts{std::move(fn), fused.take()}, target.plugin, target.device, std::move(info),
-      *executable);
+      executable, std::move(executableBytes));
   if (!compiled)
     return compiled.takeError();
   result.module = compiled.take();

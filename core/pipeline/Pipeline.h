@@ -3,8 +3,10 @@
 #ifndef TESSERA_PIPELINE_PIPELINE_H
 #define TESSERA_PIPELINE_PIPELINE_H
 
+#include "fusion/FusedProgram.h"
 #include "ir/Module.h"
 #include "plugin/Plugin.h"
+#include "schedule/Key.h"
 #include "runtime/CompiledModule.h"
 #include "support/Error.h"
 
@@ -29,6 +31,12 @@ struct Options {
   std::set<std::string> dump;        // stages to dump
   std::function<void(const std::string &stage, const std::string &text)> dumpFn;
   ir::SymbolBindings bind;           // symbols fixed at compile time
+  // Tuning/artifact cache directory (schedule/TuningCache.h): "" = default
+  // ($TESSERA_CACHE_DIR, XDG), "off" = no cache.
+  std::string cacheDir;
+  std::string scheduleFile;          // YAML schedules to force (schedule/ScheduleFile.h)
+  // Non-fatal problems (cache, schedule file); default: stderr.
+  std::function<void(const std::string &message)> warnFn;
 };
 
 // Where to compile for: the plugin and either a live device or a description.
@@ -57,6 +65,14 @@ Expected<Result> compile(std::string_view source, const Options &options, const 
 // (e.g. ONNX import); `timings` holds the stages already run.
 Expected<Result> compileModule(ir::Module module, const Options &options, const Target &target,
                                std::vector<StageTime> timings = {});
+
+// Stages 1-4 only: the fused program (Schedule IR with default knobs) of
+// the entry function, for the schedule search (core/api/Autotune.cpp).
+Expected<fusion::FusedProgram> fuseSource(std::string_view source, const Options &options);
+
+// The target part of tuning keys (plugin, version, architecture, features,
+// opt level).
+sched::TargetKey targetKey(const Options &options, const Target &target);
 
 // Pieces shared with the reference interpreter entry of the C API.
 

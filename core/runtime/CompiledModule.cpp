@@ -5,6 +5,9 @@
 #include "support/CStatus.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 
 namespace tessera::runtime {
 
@@ -258,6 +261,29 @@ CompiledModule::plan(const std::vector<std::vector<int64_t>> &inputShapes) {
   return std::shared_ptr<const ShapePlan>(it->second);
 }
 
+namespace {
+
+// TESSERA_PROFILE_KERNELS=1: one stderr line per launch with its wall time
+// (the launch call itself: exact for synchronous plugins such as cpu, enqueue
+// time for asynchronous ones). A diagnostic aid for benchmarks.
+bool profileKernels() {
+  static const bool on = [] {
+    const char *env = std::getenv("TESSERA_PROFILE_KERNELS");
+    return env && *env && std::string(env) != "0";
+  }();
+  return on;
+}
+
+void reportKernelTime(size_t index, const std::string &name, const std::vector<std::string> &ops, double seconds) {
+  std::string joined;
+  for (const std::string &op : ops)
+    joined += (joined.empty() ? "" : ",") + op;
+  std::fprintf(stderr, "[tessera profile] k%zu %-24s %9.3f ms  %s\n", index, name.c_str(), seconds * 1e3,
+               joined.c_str());
+}
+
+} // namespace
+
 Error CompiledModule::execute(const ShapePlan &plan, const std::vector<tessera_backend_buffer_t *> &inputs,
                               const std::vector<tessera_backend_buffer_t *> &outputs, uint32_t numThreads) {
   if (!device_)
@@ -315,7 +341,11 @@ Error CompiledModule::execute(const ShapePlan &plan, const std::vector<tessera_b
     args.scalars = plan.scalars.data();
     args.num_scalars = plan.scalars.size();
     args.num_threads = numThreads;
+    auto start = std::chrono::steady_clock::now();
     failure = takeCStatus(launchFn(plugin_->instance(), &args));
+    if (profileKernels())
+      reportKernelTime(k, p.schedule.kernels[k].name, p.kernels[k].fusedOps,
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   // Synchronize even after a failed launch: earlier kernels may still use the arena.
   Error synced = takeCStatus(syncFn(plugin_->instance(), device_->ordinal));

@@ -76,7 +76,7 @@ step "numerics vs PyTorch (rel err <= 2e-2 per case)" $rc
 rm -rf "$data"
 
 echo "== Python binding with torch CUDA tensors (DLPack)"
-TESSERA_LIBRARY="$PWD/$bundle/lib/libtessera.so" PYTHONPATH="$PWD/bindings/python" \
+LD_LIBRARY_PATH="$tessera_ld" TESSERA_LIBRARY="$PWD/$bundle/lib/libtessera.so" PYTHONPATH="$PWD/bindings/python" \
   timeout 300 python3 scripts/gpu/python_cuda_check.py > "$out/python-cuda.txt" 2>&1
 rc=$?
 cat "$out/python-cuda.txt"

@@ -39,12 +39,6 @@ const char *dtypeText(tessera_dtype_t dtype);
 HostTensor randomTensor(tessera_dtype_t dtype, std::vector<int64_t> shape, InputKind kind, int64_t bound,
                         std::mt19937_64 &rng, int scaleLog2 = 0);
 
-// Decodes IEEE half, bfloat16 and OCP FP8 (E4M3FN, E5M2) bit patterns.
-double decodeHalf(uint16_t bits);
-double decodeBFloat16(uint16_t bits);
-double decodeF8E4M3(uint8_t bits);
-double decodeF8E5M2(uint8_t bits);
-
 // Tolerance for comparing a backend result with the reference: a value
 // passes when |got - want| <= atol + rtol * |want|. Narrow floats are loose
 // because fused kernels keep intermediates in f32 (docs/compiler.md).

@@ -1,5 +1,7 @@
 #include "tessera/sdk/schedule_ir.h"
 
+#include "tessera/sdk/element.h"
+
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -64,17 +66,6 @@ constexpr OpRow kOps[] = {
 
 constexpr const char *kReduceNames[] = {"sum", "max", "min", "prod", "argmax", "argmin"};
 
-struct DTypeRow {
-  tessera_dtype_t dtype;
-  const char *name;
-  size_t size;
-};
-constexpr DTypeRow kDTypes[] = {
-    {TESSERA_DTYPE_F64, "f64", 8},   {TESSERA_DTYPE_F32, "f32", 4},       {TESSERA_DTYPE_F16, "f16", 2},
-    {TESSERA_DTYPE_BF16, "bf16", 2}, {TESSERA_DTYPE_F8E4M3, "f8e4m3", 1}, {TESSERA_DTYPE_F8E5M2, "f8e5m2", 1},
-    {TESSERA_DTYPE_I64, "i64", 8},   {TESSERA_DTYPE_I32, "i32", 4},       {TESSERA_DTYPE_I16, "i16", 2},
-    {TESSERA_DTYPE_I8, "i8", 1},     {TESSERA_DTYPE_U8, "u8", 1},         {TESSERA_DTYPE_BOOL, "bool", 1},
-};
 
 std::string formatNumber(double v) {
   if (std::isnan(v))
@@ -115,19 +106,9 @@ int opArity(Op op) {
 
 const char *reduceKindName(ReduceKind kind) { return kReduceNames[static_cast<int>(kind)]; }
 
-size_t dtypeSize(tessera_dtype_t dtype) {
-  for (const DTypeRow &r : kDTypes)
-    if (r.dtype == dtype)
-      return r.size;
-  return 0;
-}
+size_t dtypeSize(tessera_dtype_t dtype) { return sdk::dtypeSize(dtype); }
 
-const char *dtypeName(tessera_dtype_t dtype) {
-  for (const DTypeRow &r : kDTypes)
-    if (r.dtype == dtype)
-      return r.name;
-  return "invalid";
-}
+const char *dtypeName(tessera_dtype_t dtype) { return sdk::dtypeName(dtype); }
 
 int64_t Kernel::knobInt(const std::string &key, int64_t fallback) const {
   auto it = knobs.find(key);
@@ -503,9 +484,9 @@ private:
   }
   bool parseDType(tessera_dtype_t &out) {
     if (tok_.kind == Token::Kind::Ident)
-      for (const DTypeRow &r : kDTypes)
-        if (tok_.text == r.name) {
-          out = r.dtype;
+      for (int d = TESSERA_DTYPE_F64; d <= TESSERA_DTYPE_I16; ++d)
+        if (tok_.text == sdk::dtypeName(static_cast<tessera_dtype_t>(d))) {
+          out = static_cast<tessera_dtype_t>(d);
           advance();
           return true;
         }

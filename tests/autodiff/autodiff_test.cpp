@@ -1,13 +1,17 @@
 // core/autodiff beyond the per-rule numerics: bad input gives clear errors,
 // unreachable inputs, grad() of a scalar loss, the gradient function as
-// ordinary IR, and rematerialization lowering the peak of live activations.
+// ordinary IR, and rematerialization (API option or `checkpoint` attribute)
+// lowering the peak of live activations, also through the graph passes.
 #include "autodiff/Autodiff.h"
 
+#include "passes/Passes.h"
 #include "reference/Evaluator.h"
 #include "text/Parser.h"
 #include "text/Printer.h"
 
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 using namespace tessera;
 
@@ -228,6 +232,107 @@ TEST(Autodiff, RematLowersPeakLiveBytes) {
   EXPECT_NE(e1.error().message().find("parameter"), std::string::npos);
   bad.remat = {"zz"};
   EXPECT_FALSE(autodiff::grad(fn, {0}, 0, bad));
+}
+
+std::string tanhChain(bool checkpoint) {
+  std::string body = "func @chain(%x: tensor<N x f32>) -> tensor<f32> {\n";
+  std::string prev = "%x";
+  for (int i = 0; i < 8; ++i) {
+    std::string cur = "%t" + std::to_string(i);
+    body += "  " + cur + " = tanh(" + prev + ")" + (checkpoint ? " {checkpoint = true}" : "") + "\n";
+    prev = cur;
+  }
+  return body + "  %l = reduce_sum(" + prev + ")\n  return %l\n}\n";
+}
+
+size_t countCheckpointed(const ir::Function &fn) {
+  size_t n = 0;
+  for (const ir::Operation &op : fn.ops)
+    n += op.attrs.getBool("checkpoint", false);
+  return n;
+}
+
+// `checkpoint = true` on ops in the source selects them for recomputation:
+// same effect as the API option, and the graph passes (CSE) keep it.
+TEST(Autodiff, CheckpointAttributeSurvivesGraphPasses) {
+  ir::Function marked = parse(tanhChain(true)), plainSrc = parse(tanhChain(false));
+  auto ck = autodiff::grad(marked, {0});
+  ASSERT_TRUE(ck) << ck.error().render();
+  auto plain = autodiff::grad(plainSrc, {0});
+  ASSERT_TRUE(plain) << plain.error().render();
+  // The forward copies drop the attribute; every recomputed clone carries it.
+  for (size_t k = 0; k < 8; ++k)
+    EXPECT_FALSE(ck->function.ops[k].attrs.find("checkpoint")) << k;
+  EXPECT_GE(countCheckpointed(ck->function), 8u);
+  EXPECT_EQ(countCheckpointed(plain->function), 0u);
+  // Prints and parses back identically.
+  std::string printed = text::printFunction(ck->function);
+  EXPECT_NE(printed.find("{checkpoint = true}"), std::string::npos) << printed;
+  auto again = text::parseModule(printed, "g.tsr");
+  ASSERT_TRUE(again) << again.error().render();
+  EXPECT_EQ(text::printFunction(again->functions[0]), printed);
+
+  ir::SymbolBindings sym{{"N", 1 << 16}};
+  const int64_t act = int64_t(4) << 16;
+  auto peak = [&](const ir::Function &fn) {
+    auto p = autodiff::peakLiveBytes(fn, sym);
+    EXPECT_TRUE(p);
+    return p ? *p : 0;
+  };
+  EXPECT_GE(peak(plain->function), 9 * act);
+  EXPECT_LE(peak(ck->function), 5 * act);
+
+  // Through the normal graph passes (canonicalize, constant fold, CSE, DCE).
+  ir::Function plainOpt = plain->function, ckOpt = ck->function;
+  ASSERT_FALSE(passes::runGraphPasses(plainOpt));
+  ASSERT_FALSE(passes::runGraphPasses(ckOpt));
+  EXPECT_GE(peak(plainOpt), 9 * act);
+  EXPECT_LE(peak(ckOpt), 5 * act) << text::printFunction(ckOpt);
+  // Without the marks on the clones, CSE merges them with their forward
+  // twins and the peak is back where it was without remat.
+  ir::Function unmarked = ck->function;
+  for (ir::Operation &op : unmarked.ops)
+    op.attrs.erase("checkpoint");
+  ASSERT_FALSE(passes::runGraphPasses(unmarked));
+  EXPECT_GE(peak(unmarked), 9 * act);
+
+  // Same gradient, before and after the passes.
+  std::vector<ref::RefTensor> in{ref::RefTensor(ref::DType::F32, {5}, {0.3, -1.2, 0.7, 2.0, -0.4})};
+  auto a = ref::evaluate(plain->function, in), b = ref::evaluate(ck->function, in), c = ref::evaluate(ckOpt, in);
+  ASSERT_TRUE(a && b && c);
+  EXPECT_EQ((*a)[1].data, (*b)[1].data);
+  EXPECT_EQ((*a)[1].data, (*c)[1].data);
+}
+
+// A checkpointed attention recomputes its whole decomposition.
+TEST(Autodiff, CheckpointedAttention) {
+  const char *src = R"(
+func @f(%q: tensor<2 x 4 x 8 x f32>, %k: tensor<2 x 4 x 8 x f32>, %v: tensor<2 x 4 x 8 x f32>) -> tensor<f32> {
+  %a = attention(%q, %k, %v) {causal = true, checkpoint = true}
+  %s = reduce_sum(%a)
+  return %s
+}
+)";
+  ir::Function fn = parse(src);
+  auto ck = autodiff::grad(fn, {0, 1, 2});
+  ASSERT_TRUE(ck) << ck.error().render();
+  EXPECT_GE(countCheckpointed(ck->function), 4u) << text::printFunction(ck->function);
+  std::string plainSrc = src;
+  plainSrc.erase(plainSrc.find(", checkpoint = true"), std::string(", checkpoint = true").size());
+  auto plain = autodiff::grad(parse(plainSrc), {0, 1, 2});
+  ASSERT_TRUE(plain) << plain.error().render();
+  EXPECT_EQ(countCheckpointed(plain->function), 0u);
+  std::vector<ref::RefTensor> in;
+  for (int i = 0; i < 3; ++i) {
+    std::vector<double> d(64);
+    for (size_t j = 0; j < d.size(); ++j)
+      d[j] = std::sin(double(j * 7 + i * 13)) * 0.5;
+    in.emplace_back(ref::DType::F32, ref::Shape{2, 4, 8}, d);
+  }
+  auto a = ref::evaluate(plain->function, in), b = ref::evaluate(ck->function, in);
+  ASSERT_TRUE(a && b);
+  for (size_t i = 0; i < a->size(); ++i)
+    EXPECT_EQ((*a)[i].data, (*b)[i].data) << i;
 }
 
 } // namespace

@@ -166,6 +166,125 @@ TEST(CudaCodegen, TensorCoreAndShuffleInstructionsArePresent) {
   EXPECT_NE(r2.ptx.find("shfl.sync.bfly"), std::string::npos);
 }
 
+// 16-byte vector accesses: a contiguous elementwise kernel (flat) and the
+// row kernels (block: softmax, layer_norm) move 8 bf16 per ld/st.global.v4,
+// the row kernels read their row once (cached across stages), nothing goes
+// to local memory; with cuobjdump beside ptxas the SASS shows LDG.E.128 /
+// STG.E.128.
+TEST(CudaCodegen, SixteenByteAccessesInElementwiseAndRowKernels) {
+  REQUIRE_NVRTC();
+  sir::Program p = parse(R"(tessera-schedule v1
+symbols R C
+kernel "copy" loop {
+  operand 0 in bf16 [s0, s1]
+  operand 1 out bf16 [s0, s1]
+  parallel [s0]
+  stage map [s1] {
+    v0: f32 = load 0 [p0, r0]
+    v1: f32 = mul v0 v0
+    store 1 [p0, r0] v1
+  }
+}
+kernel "softmax" loop {
+  operand 0 in bf16 [s0, s1]
+  operand 1 out bf16 [s0, s1]
+  parallel [s0]
+  stage reduce [s1] {
+    v0: f32 = load 0 [p0, r0]
+    v1: f32 = reduce max v0
+  }
+  stage reduce [s1] {
+    v2: f32 = load 0 [p0, r0]
+    v3: f32 = sub v2 v1
+    v4: f32 = exp v3
+    v5: f32 = reduce sum v4
+  }
+  stage map [s1] {
+    v6: f32 = load 0 [p0, r0]
+    v7: f32 = sub v6 v1
+    v8: f32 = exp v7
+    v9: f32 = div v8 v5
+    store 1 [p0, r0] v9
+  }
+}
+kernel "strided" loop {
+  operand 0 in bf16 [s1, s0]
+  operand 1 out bf16 [s0, s1]
+  parallel [s0]
+  stage map [s1] {
+    v0: f32 = load 0 [r0, p0]
+    store 1 [p0, r0] v0
+  }
+}
+)");
+  GeneratedProgram g = gen(p);
+  EXPECT_TRUE(g.kernels[0].flatVec);
+  EXPECT_TRUE(g.kernels[1].blockVec);
+  EXPECT_FALSE(g.kernels[2].flatVec) << "transposed load: scalar path only";
+  // Launch planning: 8 elements per thread on the flat path; the row of
+  // 4096 in registers with 2 chunks of 8 per thread.
+  LaunchConfig c;
+  std::string error;
+  int64_t big[] = {16384, 4096};
+  ASSERT_TRUE(planLaunch(p, 0, g.kernels[0], big, 132, &c, &error));
+  EXPECT_EQ(c.mode, LaunchMode::Flat);
+  EXPECT_EQ(c.grid[0], 132u * 32);
+  int64_t small[] = {4, 64};
+  ASSERT_TRUE(planLaunch(p, 0, g.kernels[0], small, 132, &c, &error));
+  EXPECT_EQ(c.grid[0], 1u);
+  ASSERT_TRUE(planLaunch(p, 1, g.kernels[1], big, 132, &c, &error));
+  EXPECT_EQ(c.mode, LaunchMode::Block);
+  EXPECT_EQ(c.block[0] * 8u * kRowVecChunks, 4096u);
+  for (const char *arch : {"sm_80", "sm_90a"}) {
+    SCOPED_TRACE(arch);
+    NvrtcResult r = nvrtcCompile(g.source, "vec.cu", arch, true);
+    ASSERT_EQ(r.kind, NvrtcResult::Kind::Ok) << r.message;
+    auto body = [&](const std::string &fn) {
+      size_t b = r.ptx.find(".entry " + fn);
+      EXPECT_NE(b, std::string::npos) << fn;
+      size_t e = r.ptx.find(".entry ", b + 1);
+      return b == std::string::npos ? std::string() : r.ptx.substr(b, e == std::string::npos ? std::string::npos : e - b);
+    };
+    auto count = [](const std::string &s, const std::string &what) {
+      size_t n = 0;
+      for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1))
+        ++n;
+      return n;
+    };
+    std::string flat = body(g.kernels[0].function(LaunchMode::Flat));
+    EXPECT_EQ(count(flat, "ld.global.v4.u32"), 1u);
+    EXPECT_EQ(count(flat, "st.global.v4.u32"), 1u);
+    std::string row = body(g.kernels[1].function(LaunchMode::Block));
+    // One 16-byte load per chunk for three stages: the row is read once.
+    EXPECT_EQ(count(row, "ld.global.v4.u32"), size_t(kRowVecChunks));
+    EXPECT_EQ(count(row, "st.global.v4.u32"), size_t(kRowVecChunks));
+    EXPECT_NE(row.find("shfl.sync.bfly"), std::string::npos);
+    for (const std::string *s : {&flat, &row}) {
+      EXPECT_EQ(s->find("ld.local"), std::string::npos);
+      EXPECT_EQ(s->find("st.local"), std::string::npos);
+    }
+    EXPECT_EQ(body(g.kernels[2].function(LaunchMode::Flat)).find(".v4"), std::string::npos);
+#ifdef TESSERA_TEST_PTXAS
+    std::string tool = TESSERA_TEST_PTXAS;
+    tool = tool.substr(0, tool.rfind('/') + 1) + "cuobjdump";
+    if (access(tool.c_str(), X_OK) == 0) {
+      char tmpl[] = "/tmp/tessera-sass-XXXXXX";
+      ASSERT_NE(mkdtemp(tmpl), nullptr);
+      std::string file = std::string(tmpl) + "/k.cubin";
+      std::ofstream(file, std::ios::binary).write(r.cubin.data(), static_cast<std::streamsize>(r.cubin.size()));
+      int rc = 0;
+      std::string sass = ::run(tool + " -sass " + file, &rc);
+      EXPECT_EQ(rc, 0) << sass;
+      EXPECT_NE(sass.find("LDG.E.128"), std::string::npos);
+      EXPECT_NE(sass.find("STG.E.128"), std::string::npos);
+      EXPECT_EQ(sass.find("LDL"), std::string::npos);
+      std::remove(file.c_str());
+      rmdir(tmpl);
+    }
+#endif
+  }
+}
+
 TEST(CudaCodegen, UnknownArchitectureIsRejectedByNvrtc) {
   REQUIRE_NVRTC();
   NvrtcResult r = nvrtcCompile("extern \"C\" __global__ void k() {}", "k.cu", "sm_79", false);

@@ -4,6 +4,7 @@
 // for runtime tests and the conformance suite. One device ("interp:0",
 // host memory). Executables serialize as "TSRINTERP1\n" + the program text.
 #include "tessera/sdk/backend_sdk.h"
+#include "tessera/sdk/element.h"
 #include "tessera/sdk/schedule_ir.h"
 
 #include <cmath>
@@ -36,114 +37,17 @@ using tessera::sdk::makeStatus;
 
 // ---- dtype storage and rounding -------------------------------------------
 
-double decodeMinifloat(uint32_t bits, int e, int m, bool fn) {
-  uint32_t sign = bits >> (e + m) & 1, exp = bits >> m & ((1u << e) - 1), man = bits & ((1u << m) - 1);
-  int bias = (1 << (e - 1)) - 1;
-  double s = sign ? -1.0 : 1.0;
-  if (exp == (1u << e) - 1) {
-    if (fn) {
-      if (man == (1u << m) - 1)
-        return std::nan("");
-    } else {
-      return man ? std::nan("") : s * INFINITY;
-    }
-  }
-  if (exp == 0)
-    return s * std::ldexp(static_cast<double>(man), 1 - bias - m);
-  return s * std::ldexp(static_cast<double>(man | (1u << m)), static_cast<int>(exp) - bias - m);
-}
+using tessera::sdk::loadElement;
+using tessera::sdk::storeElement;
 
-// Nearest 8-bit code (ties to an even code); saturates to the largest finite.
-uint8_t encodeFp8(double v, bool e4m3) {
-  if (std::isnan(v))
-    return e4m3 ? 0x7f : 0x7e;
-  uint8_t best = 0;
-  double bestErr = INFINITY;
-  for (uint32_t code = 0; code < 256; ++code) {
-    double d = e4m3 ? decodeMinifloat(code, 4, 3, true) : decodeMinifloat(code, 5, 2, false);
-    if (std::isnan(d) || std::isinf(d))
-      continue;
-    double err = std::fabs(d - v);
-    if (err < bestErr || (err == bestErr && (code & 1) == 0 && std::signbit(d) == std::signbit(v))) {
-      best = static_cast<uint8_t>(code);
-      bestErr = err;
-    }
-  }
-  return best;
-}
-
-uint16_t toBF16(float f) {
-  uint32_t w;
-  std::memcpy(&w, &f, 4);
-  if (std::isnan(f))
-    return static_cast<uint16_t>((w >> 16) | 0x40);
-  w += 0x7fff + ((w >> 16) & 1);
-  return static_cast<uint16_t>(w >> 16);
-}
-float fromBF16(uint16_t b) {
-  uint32_t w = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &w, 4);
-  return f;
-}
-
+// v rounded to dtype, as a store and a load would leave it (sdk/element.h).
 double roundTo(tessera_dtype_t dtype, double v) {
-  switch (dtype) {
-  case TESSERA_DTYPE_F64: return v;
-  case TESSERA_DTYPE_F32: return static_cast<float>(v);
-  case TESSERA_DTYPE_F16: return static_cast<double>(static_cast<_Float16>(v));
-  case TESSERA_DTYPE_BF16: return fromBF16(toBF16(static_cast<float>(v)));
-  case TESSERA_DTYPE_F8E4M3: return decodeMinifloat(encodeFp8(v, true), 4, 3, true);
-  case TESSERA_DTYPE_F8E5M2: return decodeMinifloat(encodeFp8(v, false), 5, 2, false);
-  case TESSERA_DTYPE_BOOL: return v != 0 ? 1 : 0;
-  case TESSERA_DTYPE_I64: return std::isfinite(v) ? static_cast<double>(static_cast<int64_t>(v)) : 0;
-  case TESSERA_DTYPE_I32: return std::isfinite(v) ? static_cast<double>(static_cast<int32_t>(static_cast<int64_t>(v))) : 0;
-  case TESSERA_DTYPE_I16: return std::isfinite(v) ? static_cast<double>(static_cast<int16_t>(static_cast<int64_t>(v))) : 0;
-  case TESSERA_DTYPE_I8: return std::isfinite(v) ? static_cast<double>(static_cast<int8_t>(static_cast<int64_t>(v))) : 0;
-  case TESSERA_DTYPE_U8: return std::isfinite(v) ? static_cast<double>(static_cast<uint8_t>(static_cast<int64_t>(v))) : 0;
-  default: return v;
-  }
+  unsigned char bytes[8];
+  storeElement(dtype, v, bytes);
+  return loadElement(dtype, bytes);
 }
 
-double loadElement(tessera_dtype_t dtype, const unsigned char *p) {
-  switch (dtype) {
-  case TESSERA_DTYPE_F64: { double v; std::memcpy(&v, p, 8); return v; }
-  case TESSERA_DTYPE_F32: { float v; std::memcpy(&v, p, 4); return v; }
-  case TESSERA_DTYPE_F16: { _Float16 v; std::memcpy(&v, p, 2); return static_cast<double>(v); }
-  case TESSERA_DTYPE_BF16: { uint16_t b; std::memcpy(&b, p, 2); return fromBF16(b); }
-  case TESSERA_DTYPE_F8E4M3: return decodeMinifloat(*p, 4, 3, true);
-  case TESSERA_DTYPE_F8E5M2: return decodeMinifloat(*p, 5, 2, false);
-  case TESSERA_DTYPE_I64: { int64_t v; std::memcpy(&v, p, 8); return static_cast<double>(v); }
-  case TESSERA_DTYPE_I32: { int32_t v; std::memcpy(&v, p, 4); return v; }
-  case TESSERA_DTYPE_I16: { int16_t v; std::memcpy(&v, p, 2); return v; }
-  case TESSERA_DTYPE_I8: return static_cast<int8_t>(*p);
-  case TESSERA_DTYPE_U8: case TESSERA_DTYPE_BOOL: return *p;
-  default: return 0;
-  }
-}
-
-void storeElement(tessera_dtype_t dtype, double v, unsigned char *p) {
-  v = roundTo(dtype, v);
-  switch (dtype) {
-  case TESSERA_DTYPE_F64: std::memcpy(p, &v, 8); break;
-  case TESSERA_DTYPE_F32: { float f = static_cast<float>(v); std::memcpy(p, &f, 4); break; }
-  case TESSERA_DTYPE_F16: { _Float16 h = static_cast<_Float16>(v); std::memcpy(p, &h, 2); break; }
-  case TESSERA_DTYPE_BF16: { uint16_t b = toBF16(static_cast<float>(v)); std::memcpy(p, &b, 2); break; }
-  case TESSERA_DTYPE_F8E4M3: *p = encodeFp8(v, true); break;
-  case TESSERA_DTYPE_F8E5M2: *p = encodeFp8(v, false); break;
-  case TESSERA_DTYPE_I64: { int64_t i = static_cast<int64_t>(v); std::memcpy(p, &i, 8); break; }
-  case TESSERA_DTYPE_I32: { int32_t i = static_cast<int32_t>(v); std::memcpy(p, &i, 4); break; }
-  case TESSERA_DTYPE_I16: { int16_t i = static_cast<int16_t>(v); std::memcpy(p, &i, 2); break; }
-  case TESSERA_DTYPE_I8: case TESSERA_DTYPE_U8: case TESSERA_DTYPE_BOOL:
-    *p = static_cast<unsigned char>(static_cast<int64_t>(v)); break;
-  default: break;
-  }
-}
-
-bool isFloatType(tessera_dtype_t d) {
-  return d == TESSERA_DTYPE_F64 || d == TESSERA_DTYPE_F32 || d == TESSERA_DTYPE_F16 || d == TESSERA_DTYPE_BF16 ||
-         d == TESSERA_DTYPE_F8E4M3 || d == TESSERA_DTYPE_F8E5M2;
-}
+bool isFloatType(tessera_dtype_t d) { return tessera::sdk::isFloatDType(d); }
 
 // ---- the interpreter --------------------------------------------------------
 
@@ -556,12 +460,5 @@ tessera_backend_api_t gApi = makeApi();
 
 extern "C" TESSERA_EXPORT tessera_status_t *tessera_backend_get_api(const tessera_backend_host_t *host,
                                                                     const tessera_backend_api_t **out_api) {
-  uint32_t major = 0, minor = 0;
-  if (tessera_status_t *s = tessera::sdk::negotiate(host, TESSERA_ABI_VERSION_MAJOR, TESSERA_ABI_VERSION_MINOR,
-                                                    &major, &minor))
-    return s;
-  gApi.abi_major = major;
-  gApi.abi_minor = minor;
-  *out_api = &gApi;
-  return nullptr;
+  return tessera::sdk::provideApi(host, &gApi, out_api);
 }

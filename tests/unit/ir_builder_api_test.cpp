@@ -296,8 +296,8 @@ TEST(IrProgramApi, ParseErrorsCarryLocations) {
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(p, nullptr);
   EXPECT_EQ(tessera_status_code(s), TESSERA_STATUS_INVALID_IR);
-  EXPECT_STREQ(tessera_status_message(s), "bad.tsr:2:8: error: unknown attribute 'axis' for op 'relu'; it takes no "
-                                          "attributes");
+  EXPECT_STREQ(tessera_status_message(s), "bad.tsr:2:8: error: unknown attribute 'axis' for op 'relu'; known "
+                                          "attributes: checkpoint");
   tessera_source_location_t loc{};
   loc.struct_size = TESSERA_SOURCE_LOCATION_STRUCT_SIZE;
   tessera_status_location(s, &loc);

@@ -431,6 +431,74 @@ typedef struct tessera_module_stats_t {
 TESSERA_EXPORT tessera_status_t *tessera_module_get_stats(const tessera_module_t *module,
                                                           tessera_module_stats_t *out_stats);
 
+/* ---- Schedule search and the tuning cache (docs/schedule.md) ------------- */
+
+/* Progress of tessera_autotune: called on the calling thread after each
+ * measured candidate; `kernel` is borrowed for the call. */
+typedef void (*tessera_autotune_progress_fn_t)(void *user_data, const char *kernel, uint32_t kernel_index,
+                                               uint32_t num_kernels, uint32_t measured, uint32_t budget);
+
+typedef struct tessera_autotune_options_t {
+  size_t struct_size;
+  const void *next;             /* extension chain; NULL */
+  const char *strategy;         /* "exhaustive", "model" (cost-model top-k; NULL = this), "evolutionary" */
+  uint32_t max_trials;          /* measured candidates per kernel; 0 = 32 */
+  double max_seconds;           /* wall-clock budget of the whole call; 0 = none */
+  uint32_t repetitions;         /* timed runs per candidate (median kept); 0 = 7 */
+  uint32_t warmup;              /* untimed runs first; 0 = 2 */
+  uint64_t seed;                /* evolutionary search and random inputs; 0 = 1 */
+  uint32_t store;               /* non-zero: record the chosen schedules in the tuning cache */
+  tessera_autotune_progress_fn_t progress; /* may be NULL */
+  void *progress_user_data;
+} tessera_autotune_options_t;
+#define TESSERA_AUTOTUNE_OPTIONS_STRUCT_SIZE \
+  (offsetof(tessera_autotune_options_t, progress_user_data) + sizeof(void *))
+
+/*
+ * Searches schedules for every kernel of `source` (format "tessera-ir") as
+ * tessera_compile would build it with `options` (entry, bind, opt_level,
+ * cache_dir are used; every symbol must be fixed by the parameter shapes or
+ * `bind`) for `target`. With a device the plugin's measurement extension
+ * times candidates; with only a description, or a plugin without
+ * measurement, the cost model alone chooses (model-only). With `store`, a
+ * later tessera_compile with the same cache_dir uses the chosen schedules.
+ * *out_report (owned) is JSON: strategy, seconds, and per kernel the
+ * candidates, feasible and measured counts, chosen knobs, predicted and
+ * measured seconds, the default schedule's, and every candidate.
+ * Not thread-safe with other autotune calls on the same device (timings
+ * would interfere); thread-safe otherwise.
+ * Errors: as tessera_compile; INVALID_ARGUMENT (options, unbound symbols,
+ * strategy); UNSUPPORTED (format "onnx").
+ */
+TESSERA_EXPORT tessera_status_t *tessera_autotune(tessera_context_t *context, const void *source, size_t size,
+                                                  const char *format, const tessera_compile_options_t *options,
+                                                  const tessera_compile_target_t *target,
+                                                  const tessera_autotune_options_t *autotune_options,
+                                                  tessera_blob_t **out_report);
+
+/*
+ * Cache management. `cache_dir` as tessera_compile_options_t.cache_dir (NULL
+ * = default: $TESSERA_CACHE_DIR, $XDG_CACHE_HOME/tessera, ~/.cache/tessera).
+ * Thread- and process-safe (SQLite transactions). Problems with the cache
+ * file itself (damaged, future schema) are repaired as for compiles, with a
+ * warning on stderr.
+ */
+/* *out_report (owned): JSON {path, tuning_entries, artifact_entries,
+ * artifact_bytes, file_bytes}. Errors: IO_ERROR. */
+TESSERA_EXPORT tessera_status_t *tessera_cache_stats(const char *cache_dir, tessera_blob_t **out_report);
+/* Deletes every tuning result and cached executable. Errors: UNSUPPORTED
+ * (cache disabled or unwritable), IO_ERROR. */
+TESSERA_EXPORT tessera_status_t *tessera_cache_clear(const char *cache_dir);
+/* Writes the tuning results (not executables) to `file`, a SQLite file
+ * readable by tessera_cache_import on a machine of the same architecture.
+ * Errors: UNSUPPORTED, IO_ERROR. */
+TESSERA_EXPORT tessera_status_t *tessera_cache_export(const char *cache_dir, const char *file);
+/* Merges tuning results from `file` (newer entries win); *out_imported
+ * (may be NULL) receives the entries written. Errors: NOT_FOUND,
+ * CORRUPT_DATA (not an export), INCOMPATIBLE_VERSION (schema), IO_ERROR. */
+TESSERA_EXPORT tessera_status_t *tessera_cache_import(const char *cache_dir, const char *file,
+                                                      uint64_t *out_imported);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

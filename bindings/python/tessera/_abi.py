@@ -365,6 +365,28 @@ class tessera_module_stats_t(ctypes.Structure):
 
 TESSERA_MODULE_STATS_STRUCT_SIZE = tessera_module_stats_t.in_place.offset + ctypes.sizeof(ctypes.c_uint32)
 
+# Progress of tessera_autotune: called on the calling thread after each
+# measured candidate; `kernel` is borrowed for the call.
+tessera_autotune_progress_fn_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32)
+
+
+class tessera_autotune_options_t(ctypes.Structure):
+    _fields_ = [
+        ('struct_size', ctypes.c_size_t),
+        ('next', ctypes.c_void_p),
+        ('strategy', ctypes.c_char_p),
+        ('max_trials', ctypes.c_uint32),
+        ('max_seconds', ctypes.c_double),
+        ('repetitions', ctypes.c_uint32),
+        ('warmup', ctypes.c_uint32),
+        ('seed', ctypes.c_uint64),
+        ('store', ctypes.c_uint32),
+        ('progress', tessera_autotune_progress_fn_t),
+        ('progress_user_data', ctypes.c_void_p),
+    ]
+
+TESSERA_AUTOTUNE_OPTIONS_STRUCT_SIZE = tessera_autotune_options_t.progress_user_data.offset + ctypes.sizeof(ctypes.c_void_p)
+
 # A parsed, verified Graph IR module. Owned; free with
 # tessera_program_destroy(). Immutable: reading is thread-safe.
 tessera_program_t = ctypes.c_void_p  # opaque handle
@@ -545,6 +567,11 @@ FUNCTIONS = {
     'tessera_module_serialize': (ctypes.c_void_p, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
     'tessera_module_load': (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(tessera_compile_target_t), ctypes.POINTER(ctypes.c_void_p)]),
     'tessera_module_get_stats': (ctypes.c_void_p, [ctypes.c_void_p, ctypes.POINTER(tessera_module_stats_t)]),
+    'tessera_autotune': (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.POINTER(tessera_compile_options_t), ctypes.POINTER(tessera_compile_target_t), ctypes.POINTER(tessera_autotune_options_t), ctypes.POINTER(ctypes.c_void_p)]),
+    'tessera_cache_stats': (ctypes.c_void_p, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]),
+    'tessera_cache_clear': (ctypes.c_void_p, [ctypes.c_char_p]),
+    'tessera_cache_export': (ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_char_p]),
+    'tessera_cache_import': (ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint64)]),
     'tessera_program_parse': (ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]),
     'tessera_program_destroy': (None, [ctypes.c_void_p]),
     'tessera_program_print': (ctypes.c_void_p, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
@@ -606,6 +633,11 @@ PARAMETERS = {
     'tessera_module_serialize': ('module', 'out_blob'),
     'tessera_module_load': ('context', 'data', 'size', 'target', 'out_module'),
     'tessera_module_get_stats': ('module', 'out_stats'),
+    'tessera_autotune': ('context', 'source', 'size', 'format', 'options', 'target', 'autotune_options', 'out_report'),
+    'tessera_cache_stats': ('cache_dir', 'out_report'),
+    'tessera_cache_clear': ('cache_dir',),
+    'tessera_cache_export': ('cache_dir', 'file'),
+    'tessera_cache_import': ('cache_dir', 'file', 'out_imported'),
     'tessera_program_parse': ('text', 'size', 'source_name', 'out_program'),
     'tessera_program_destroy': ('program',),
     'tessera_program_print': ('program', 'out_text'),

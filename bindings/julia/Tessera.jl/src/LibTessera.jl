@@ -247,6 +247,23 @@ struct tessera_module_stats_t
 end
 const TESSERA_MODULE_STATS_STRUCT_SIZE = Int(fieldoffset(tessera_module_stats_t, 8)) + sizeof(fieldtype(tessera_module_stats_t, 8))
 
+const tessera_autotune_progress_fn_t = Ptr{Cvoid}  # C function pointer
+
+struct tessera_autotune_options_t
+    struct_size::Csize_t
+    next::Ptr{Cvoid}
+    strategy::Ptr{Cchar}
+    max_trials::UInt32
+    max_seconds::Cdouble
+    repetitions::UInt32
+    warmup::UInt32
+    seed::UInt64
+    store::UInt32
+    progress::Ptr{Cvoid}
+    progress_user_data::Ptr{Cvoid}
+end
+const TESSERA_AUTOTUNE_OPTIONS_STRUCT_SIZE = Int(fieldoffset(tessera_autotune_options_t, 11)) + sizeof(fieldtype(tessera_autotune_options_t, 11))
+
 mutable struct tessera_program_t end
 
 mutable struct tessera_program_builder_t end
@@ -653,6 +670,60 @@ too small).
 """
 function tessera_module_get_stats(module_, out_stats)
     ccall((:tessera_module_get_stats, libtessera), Ptr{tessera_status_t}, (Ptr{tessera_module_t}, Ptr{tessera_module_stats_t}), module_, out_stats)
+end
+
+"""
+Searches schedules for every kernel of `source` (format "tessera-ir") as
+tessera_compile would build it with `options` (entry, bind, opt_level,
+cache_dir are used; every symbol must be fixed by the parameter shapes or
+`bind`) for `target`. With a device the plugin's measurement extension
+times candidates; with only a description, or a plugin without
+measurement, the cost model alone chooses (model-only). With `store`, a
+later tessera_compile with the same cache_dir uses the chosen schedules.
+*out_report (owned) is JSON: strategy, seconds, and per kernel the
+candidates, feasible and measured counts, chosen knobs, predicted and
+measured seconds, the default schedule's, and every candidate.
+Not thread-safe with other autotune calls on the same device (timings
+would interfere); thread-safe otherwise.
+Errors: as tessera_compile; INVALID_ARGUMENT (options, unbound symbols,
+strategy); UNSUPPORTED (format "onnx").
+"""
+function tessera_autotune(context, source, size, format, options, target, autotune_options, out_report)
+    ccall((:tessera_autotune, libtessera), Ptr{tessera_status_t}, (Ptr{tessera_context_t}, Ptr{Cvoid}, Csize_t, Ptr{Cchar}, Ptr{tessera_compile_options_t}, Ptr{tessera_compile_target_t}, Ptr{tessera_autotune_options_t}, Ptr{Ptr{tessera_blob_t}}), context, source, size, format, options, target, autotune_options, out_report)
+end
+
+"""
+out_report (owned): JSON {path, tuning_entries, artifact_entries,
+artifact_bytes, file_bytes}. Errors: IO_ERROR.
+"""
+function tessera_cache_stats(cache_dir, out_report)
+    ccall((:tessera_cache_stats, libtessera), Ptr{tessera_status_t}, (Ptr{Cchar}, Ptr{Ptr{tessera_blob_t}}), cache_dir, out_report)
+end
+
+"""
+Deletes every tuning result and cached executable. Errors: UNSUPPORTED
+(cache disabled or unwritable), IO_ERROR.
+"""
+function tessera_cache_clear(cache_dir)
+    ccall((:tessera_cache_clear, libtessera), Ptr{tessera_status_t}, (Ptr{Cchar},), cache_dir)
+end
+
+"""
+Writes the tuning results (not executables) to `file`, a SQLite file
+readable by tessera_cache_import on a machine of the same architecture.
+Errors: UNSUPPORTED, IO_ERROR.
+"""
+function tessera_cache_export(cache_dir, file)
+    ccall((:tessera_cache_export, libtessera), Ptr{tessera_status_t}, (Ptr{Cchar}, Ptr{Cchar}), cache_dir, file)
+end
+
+"""
+Merges tuning results from `file` (newer entries win); *out_imported
+(may be NULL) receives the entries written. Errors: NOT_FOUND,
+CORRUPT_DATA (not an export), INCOMPATIBLE_VERSION (schema), IO_ERROR.
+"""
+function tessera_cache_import(cache_dir, file, out_imported)
+    ccall((:tessera_cache_import, libtessera), Ptr{tessera_status_t}, (Ptr{Cchar}, Ptr{Cchar}, Ptr{UInt64}), cache_dir, file, out_imported)
 end
 
 """

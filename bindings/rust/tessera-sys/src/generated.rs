@@ -490,6 +490,43 @@ impl Default for tessera_module_stats_t {
 pub const TESSERA_MODULE_STATS_STRUCT_SIZE: usize =
     core::mem::offset_of!(tessera_module_stats_t, in_place) + core::mem::size_of::<u32>();
 
+/// Progress of tessera_autotune: called on the calling thread after each
+/// measured candidate; `kernel` is borrowed for the call.
+pub type tessera_autotune_progress_fn_t = Option<unsafe extern "C" fn(user_data: *mut c_void, kernel: *const c_char, kernel_index: u32, num_kernels: u32, measured: u32, budget: u32)>;
+
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct tessera_autotune_options_t {
+    pub struct_size: usize,
+    /// extension chain; NULL
+    pub next: *const c_void,
+    /// "exhaustive", "model" (cost-model top-k; NULL = this), "evolutionary"
+    pub strategy: *const c_char,
+    /// measured candidates per kernel; 0 = 32
+    pub max_trials: u32,
+    /// wall-clock budget of the whole call; 0 = none
+    pub max_seconds: f64,
+    /// timed runs per candidate (median kept); 0 = 7
+    pub repetitions: u32,
+    /// untimed runs first; 0 = 2
+    pub warmup: u32,
+    /// evolutionary search and random inputs; 0 = 1
+    pub seed: u64,
+    /// non-zero: record the chosen schedules in the tuning cache
+    pub store: u32,
+    /// may be NULL
+    pub progress: tessera_autotune_progress_fn_t,
+    pub progress_user_data: *mut c_void,
+}
+impl Default for tessera_autotune_options_t {
+    /// All fields zero (NULL pointers); set struct_size before use.
+    fn default() -> Self {
+        unsafe { core::mem::zeroed() }
+    }
+}
+pub const TESSERA_AUTOTUNE_OPTIONS_STRUCT_SIZE: usize =
+    core::mem::offset_of!(tessera_autotune_options_t, progress_user_data) + core::mem::size_of::<*mut c_void>();
+
 /// A parsed, verified Graph IR module. Owned; free with
 /// tessera_program_destroy(). Immutable: reading is thread-safe.
 #[repr(C)]
@@ -785,6 +822,35 @@ extern "C" {
     /// Fills *out_stats. Thread-safe. Errors: INVALID_ARGUMENT (NULL, struct_size
     /// too small).
     pub fn tessera_module_get_stats(module: *const tessera_module_t, out_stats: *mut tessera_module_stats_t) -> *mut tessera_status_t;
+    /// Searches schedules for every kernel of `source` (format "tessera-ir") as
+    /// tessera_compile would build it with `options` (entry, bind, opt_level,
+    /// cache_dir are used; every symbol must be fixed by the parameter shapes or
+    /// `bind`) for `target`. With a device the plugin's measurement extension
+    /// times candidates; with only a description, or a plugin without
+    /// measurement, the cost model alone chooses (model-only). With `store`, a
+    /// later tessera_compile with the same cache_dir uses the chosen schedules.
+    /// *out_report (owned) is JSON: strategy, seconds, and per kernel the
+    /// candidates, feasible and measured counts, chosen knobs, predicted and
+    /// measured seconds, the default schedule's, and every candidate.
+    /// Not thread-safe with other autotune calls on the same device (timings
+    /// would interfere); thread-safe otherwise.
+    /// Errors: as tessera_compile; INVALID_ARGUMENT (options, unbound symbols,
+    /// strategy); UNSUPPORTED (format "onnx").
+    pub fn tessera_autotune(context: *mut tessera_context_t, source: *const c_void, size: usize, format: *const c_char, options: *const tessera_compile_options_t, target: *const tessera_compile_target_t, autotune_options: *const tessera_autotune_options_t, out_report: *mut *mut tessera_blob_t) -> *mut tessera_status_t;
+    /// out_report (owned): JSON {path, tuning_entries, artifact_entries,
+    /// artifact_bytes, file_bytes}. Errors: IO_ERROR.
+    pub fn tessera_cache_stats(cache_dir: *const c_char, out_report: *mut *mut tessera_blob_t) -> *mut tessera_status_t;
+    /// Deletes every tuning result and cached executable. Errors: UNSUPPORTED
+    /// (cache disabled or unwritable), IO_ERROR.
+    pub fn tessera_cache_clear(cache_dir: *const c_char) -> *mut tessera_status_t;
+    /// Writes the tuning results (not executables) to `file`, a SQLite file
+    /// readable by tessera_cache_import on a machine of the same architecture.
+    /// Errors: UNSUPPORTED, IO_ERROR.
+    pub fn tessera_cache_export(cache_dir: *const c_char, file: *const c_char) -> *mut tessera_status_t;
+    /// Merges tuning results from `file` (newer entries win); *out_imported
+    /// (may be NULL) receives the entries written. Errors: NOT_FOUND,
+    /// CORRUPT_DATA (not an export), INCOMPATIBLE_VERSION (schema), IO_ERROR.
+    pub fn tessera_cache_import(cache_dir: *const c_char, file: *const c_char, out_imported: *mut u64) -> *mut tessera_status_t;
     /// Parses .tsr text (size bytes, need not be NUL-terminated), verifies it and
     /// infers all shapes. source_name is used in diagnostics (NULL = "<input>").
     /// Errors: INVALID_IR or SHAPE_MISMATCH, located (tessera_status_location),
@@ -916,6 +982,11 @@ pub const FUNCTION_NAMES: &[&str] = &[
     "tessera_module_serialize",
     "tessera_module_load",
     "tessera_module_get_stats",
+    "tessera_autotune",
+    "tessera_cache_stats",
+    "tessera_cache_clear",
+    "tessera_cache_export",
+    "tessera_cache_import",
     "tessera_program_parse",
     "tessera_program_destroy",
     "tessera_program_print",

@@ -52,6 +52,30 @@ inline tessera_status_t *negotiate(const tessera_backend_host_t *host, uint32_t 
   return nullptr;
 }
 
+// The whole body of a plugin's tessera_backend_get_api for a static table
+// that follows ABI (major, minor): negotiates with the host, stamps the
+// agreed version into the table and hands it out.
+//
+//   extern "C" TESSERA_EXPORT tessera_status_t *
+//   tessera_backend_get_api(const tessera_backend_host_t *host, const tessera_backend_api_t **out_api) {
+//     return tessera::sdk::provideApi(host, &gApi, out_api);
+//   }
+//
+// Every call writes the same version for a given host, so concurrent calls
+// store equal values.
+inline tessera_status_t *provideApi(const tessera_backend_host_t *host, tessera_backend_api_t *api,
+                                    const tessera_backend_api_t **outApi,
+                                    uint32_t major = TESSERA_ABI_VERSION_MAJOR,
+                                    uint32_t minor = TESSERA_ABI_VERSION_MINOR) {
+  uint32_t agreedMajor = 0, agreedMinor = 0;
+  if (tessera_status_t *s = negotiate(host, major, minor, &agreedMajor, &agreedMinor))
+    return s;
+  api->abi_major = agreedMajor;
+  api->abi_minor = agreedMinor;
+  *outApi = api;
+  return nullptr;
+}
+
 // Copies a plugin-side info struct into a host-provided one of possibly
 // different (smaller or larger) size: writes at most the host's struct_size
 // and keeps the host's struct_size field. For POD info structs only.

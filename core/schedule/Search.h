@@ -1,0 +1,85 @@
+// Schedule search for one kernel (docs/schedule.md): enumerate the knob
+// space from the kernel's Schedule IR, let the plugin's cost model reject
+// infeasible points and rank the rest, measure candidates on the device
+// through the plugin's measurement extension, and pick the fastest.
+// Strategies: exhaustive, model (cost-model top-k), evolutionary. A plugin
+// without a cost model is measure-only; one without measurement model-only.
+#ifndef TESSERA_SCHEDULE_SEARCH_H
+#define TESSERA_SCHEDULE_SEARCH_H
+
+#include "plugin/Plugin.h"
+#include "schedule/Key.h"
+#include "support/Error.h"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace tessera::sched {
+
+enum class Strategy { Exhaustive, Model, Evolutionary };
+Expected<Strategy> parseStrategy(const std::string &name);
+const char *strategyName(Strategy s);
+
+// The knob space of a kernel with concrete parallel extents. Matmul kernels:
+// GEMM blocking mc x kc x nc (values not exceeding their dimension but one)
+// x threads; loop kernels: tile sizes per parallel loop x threads. Plugins
+// other than "cpu" also get vector widths and unroll factors. The default
+// schedule (the kernel's own knobs) is always candidate 0.
+std::vector<Knobs> enumerateSpace(const schedule::Program &program, size_t kernel,
+                                  const std::vector<int64_t> &scalars, const std::string &pluginName,
+                                  unsigned cores);
+
+struct SearchOptions {
+  Strategy strategy = Strategy::Model;
+  uint32_t maxTrials = 32;        // measured candidates per kernel (0 = no limit)
+  double maxSeconds = 0;          // per kernel wall-clock budget (0 = no limit)
+  uint32_t warmup = 2, repetitions = 7;
+  uint64_t seed = 1;
+  bool measureAll = false;        // exhaustive: keep every measurement (benchmarks)
+  // Called after each measurement: kernel name, measured so far, budget.
+  std::function<void(const std::string &, uint32_t, uint32_t)> progress;
+};
+
+struct Candidate {
+  Knobs knobs;
+  bool feasible = true;
+  std::string reason;
+  double predicted = -1; // seconds; -1 when no cost model
+  double measured = -1;  // seconds; -1 when not measured
+};
+
+struct KernelResult {
+  std::string name, hash;
+  bool matmul = false;
+  size_t candidates = 0, feasible = 0, measured = 0;
+  Knobs chosen;
+  double predicted = -1, measuredSeconds = -1;
+  double defaultPredicted = -1, defaultSeconds = -1;
+  bool hasModel = false, hasMeasurement = false;
+  std::vector<Candidate> all; // every candidate considered
+};
+
+struct DeviceTarget {
+  plugin::Plugin *plugin = nullptr;
+  tessera_device_t *device = nullptr; // NULL: model-only
+  std::string architecture, features;
+};
+
+// Tunes kernel `kernel` of `program` for concrete symbol values `scalars`.
+Expected<KernelResult> tuneKernel(const schedule::Program &program, size_t kernel,
+                                  const std::vector<int64_t> &scalars, const DeviceTarget &target,
+                                  const SearchOptions &options);
+
+// Cost-model feasibility of `knobs` on kernel `kernel` (empty reason when
+// feasible or when the plugin has no cost model).
+std::string infeasibleReason(const schedule::Program &program, size_t kernel, const Knobs &knobs,
+                             const std::vector<int64_t> &scalars, const DeviceTarget &target);
+
+// Spearman's rank correlation coefficient (Spearman 1904): Pearson
+// correlation of the ranks, ties getting their average rank.
+double spearman(const std::vector<double> &x, const std::vector<double> &y);
+
+} // namespace tessera::sched
+
+#endif // TESSERA_SCHEDULE_SEARCH_H
