@@ -724,12 +724,5 @@ tessera_backend_api_t gApi = makeApi();
 
 extern "C" TESSERA_EXPORT tessera_status_t *tessera_backend_get_api(const tessera_backend_host_t *host,
                                                                     const tessera_backend_api_t **out_api) {
-  uint32_t major = 0, minor = 0;
-  if (tessera_status_t *s =
-          tessera::sdk::negotiate(host, TESSERA_ABI_VERSION_MAJOR, TESSERA_ABI_VERSION_MINOR, &major, &minor))
-    return s;
-  gApi.abi_major = major;
-  gApi.abi_minor = minor;
-  *out_api = &gApi;
-  return nullptr;
+  return tessera::sdk::provideApi(host, &gApi, out_api);
 }
