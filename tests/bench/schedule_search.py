@@ -16,13 +16,13 @@ import subprocess
 import tempfile
 import time
 
-GEMM = """func @main(%a: f32[256, 256], %b: f32[256, 256]) -> f32[256, 256] {
-  %c = matmul %a, %b
+GEMM = """func @main(%a: tensor<256 x 256 x f32>, %b: tensor<256 x 256 x f32>) -> tensor<256 x 256 x f32> {
+  %c = matmul(%a, %b)
   return %c
 }
 """
-LAYER_NORM = """func @main(%x: f32[2048, 256], %g: f32[256], %b: f32[256]) -> f32[2048, 256] {
-  %y = layer_norm %x, %g, %b {axis = -1, epsilon = 1e-5}
+LAYER_NORM = """func @main(%x: tensor<2048 x 256 x f32>, %g: tensor<256 x f32>, %b: tensor<256 x f32>) -> tensor<2048 x 256 x f32> {
+  %y = layer_norm(%x, %g, %b) {axis = -1, epsilon = 1e-5}
   return %y
 }
 """
