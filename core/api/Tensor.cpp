@@ -198,6 +198,8 @@ tessera_status_t *tensorCopy(const tessera_tensor_t *tensor, void *host, uint64_
 TESSERA_EXPORT tessera_status_t *tessera_tensor_copy_from_host(tessera_tensor_t *tensor, const void *src,
                                                                uint64_t size_bytes) {
   TESSERA_API_REQUIRE(tensor);
+  if (size_bytes == 0 && tensor->sizeBytes == 0)
+    return nullptr; // an empty tensor: nothing to copy, src may be NULL
   TESSERA_API_REQUIRE(src);
   TESSERA_API_GUARD({ return tensorCopy(tensor, const_cast<void *>(src), size_bytes, true); })
 }
@@ -205,6 +207,8 @@ TESSERA_EXPORT tessera_status_t *tessera_tensor_copy_from_host(tessera_tensor_t 
 TESSERA_EXPORT tessera_status_t *tessera_tensor_copy_to_host(const tessera_tensor_t *tensor, void *dst,
                                                              uint64_t size_bytes) {
   TESSERA_API_REQUIRE(tensor);
+  if (size_bytes == 0 && tensor->sizeBytes == 0)
+    return nullptr; // an empty tensor: nothing to copy, dst may be NULL
   TESSERA_API_REQUIRE(dst);
   TESSERA_API_GUARD({ return tensorCopy(tensor, dst, size_bytes, false); })
 }

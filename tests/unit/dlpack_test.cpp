@@ -211,6 +211,12 @@ TEST_F(TensorTest, HostCopiesCheckTheSize) {
   TESSERA_ASSERT_OK(tessera_tensor_copy_to_host(t, out, sizeof(out)));
   EXPECT_EQ(0, std::memcmp(in, out, sizeof(in)));
   EXPECT_EQ(statusCode(tessera_tensor_copy_from_host(t, in, 8)), TESSERA_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(statusCode(tessera_tensor_copy_from_host(t, nullptr, sizeof(in))), TESSERA_STATUS_INVALID_ARGUMENT);
+  tessera_tensor_free(t);
+  int64_t empty[] = {0, 3};
+  TESSERA_ASSERT_OK(tessera_tensor_create(cpu, TESSERA_DTYPE_F32, 2, empty, &t));
+  TESSERA_ASSERT_OK(tessera_tensor_copy_from_host(t, nullptr, 0));
+  TESSERA_ASSERT_OK(tessera_tensor_copy_to_host(t, nullptr, 0));
   tessera_tensor_free(t);
 }
 

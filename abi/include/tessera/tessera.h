@@ -264,7 +264,7 @@ TESSERA_EXPORT tessera_status_t *tessera_tensor_create(tessera_device_t *device,
 TESSERA_EXPORT tessera_status_t *tessera_tensor_get_info(const tessera_tensor_t *tensor,
                                                          tessera_tensor_info_t *out_info);
 /* Copies size_bytes (must equal the tensor's size) from host memory into the
- * tensor, wherever it lives. Synchronous. Not thread-safe with other writes
+ * tensor, wherever it lives; src may be NULL for an empty tensor. Synchronous. Not thread-safe with other writes
  * to the same tensor.
  * Errors: INVALID_ARGUMENT (size), UNSUPPORTED (memory of a device no plugin
  * owns), DEVICE_ERROR. */
@@ -308,7 +308,8 @@ typedef struct tessera_compile_options_t {
   size_t struct_size;
   const void *next;             /* extension chain; NULL */
   const char *entry;            /* function to compile; NULL = "main", else the first */
-  const char *source_name;      /* file name used in diagnostics; NULL = "<input>" */
+  const char *source_name;      /* file name used in diagnostics (and, for ONNX, the
+                                   directory external data is read from); NULL = "<input>" */
   uint32_t opt_level;           /* 0..3; 2 is the default */
   /* Comma-separated stages to dump: graph, schedule, tile, target, and
    * time (per-stage compile timing, as text). Unknown names: INVALID_ARGUMENT. */

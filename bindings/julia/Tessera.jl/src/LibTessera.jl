@@ -550,7 +550,7 @@ end
 
 """
 Copies size_bytes (must equal the tensor's size) from host memory into the
-tensor, wherever it lives. Synchronous. Not thread-safe with other writes
+tensor, wherever it lives; src may be NULL for an empty tensor. Synchronous. Not thread-safe with other writes
 to the same tensor.
 Errors: INVALID_ARGUMENT (size), UNSUPPORTED (memory of a device no plugin
 owns), DEVICE_ERROR.

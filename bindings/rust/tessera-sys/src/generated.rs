@@ -364,7 +364,8 @@ pub struct tessera_compile_options_t {
     pub next: *const c_void,
     /// function to compile; NULL = "main", else the first
     pub entry: *const c_char,
-    /// file name used in diagnostics; NULL = "<input>"
+    /// file name used in diagnostics (and, for ONNX, the
+    /// directory external data is read from); NULL = "<input>"
     pub source_name: *const c_char,
     /// 0..3; 2 is the default
     pub opt_level: u32,
@@ -768,7 +769,7 @@ extern "C" {
     pub fn tessera_tensor_create(device: *mut tessera_device_t, dtype: tessera_dtype_t, rank: u32, shape: *const i64, out_tensor: *mut *mut tessera_tensor_t) -> *mut tessera_status_t;
     pub fn tessera_tensor_get_info(tensor: *const tessera_tensor_t, out_info: *mut tessera_tensor_info_t) -> *mut tessera_status_t;
     /// Copies size_bytes (must equal the tensor's size) from host memory into the
-    /// tensor, wherever it lives. Synchronous. Not thread-safe with other writes
+    /// tensor, wherever it lives; src may be NULL for an empty tensor. Synchronous. Not thread-safe with other writes
     /// to the same tensor.
     /// Errors: INVALID_ARGUMENT (size), UNSUPPORTED (memory of a device no plugin
     /// owns), DEVICE_ERROR.
