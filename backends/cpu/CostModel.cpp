@@ -83,6 +83,10 @@ CostResult estimateKernelCost(const sir::Program &program, size_t kernelIndex, c
     r.reason = why;
     return r;
   };
+  // Knobs this plugin does not use: LLVM's loop vectorizer picks the unroll
+  // factor, so other values would only repeat the same code.
+  if (int64_t u = k.knobInt("unroll", 1); u != 1)
+    return infeasible("the cpu plugin leaves unrolling to LLVM (knob unroll=" + std::to_string(u) + ")");
   // Knobs the hardware cannot honour.
   if (int64_t v = k.knobInt("vector", 0); v != 0) {
     if (v < 0 || (v & (v - 1)) != 0)

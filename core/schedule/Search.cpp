@@ -226,7 +226,7 @@ Expected<double> measure(const sir::Program &program, size_t kernel, const std::
 } // namespace
 
 std::vector<Knobs> enumerateSpace(const sir::Program &program, size_t kernel, const std::vector<int64_t> &scalars,
-                                  const std::string &pluginName, unsigned cores) {
+                                  unsigned cores) {
   const sir::Kernel &k = program.kernels.at(kernel);
   std::vector<int64_t> ext = extents(k, scalars);
   std::vector<Knobs> out;
@@ -285,11 +285,9 @@ std::vector<Knobs> enumerateSpace(const sir::Program &program, size_t kernel, co
   if (base.empty())
     base.push_back(k.knobs);
   std::vector<Knobs> withExtras;
+  // Knobs a plugin does not use are rejected by its cost model (feasible = 0)
+  // before any measurement; the core never special-cases a plugin.
   for (const Knobs &b : base) {
-    if (pluginName == "cpu") {
-      withExtras.push_back(b);
-      continue;
-    }
     for (int64_t v : {1, 4, 8})
       for (int64_t u : {1, 4}) {
         Knobs kn = b;
@@ -332,7 +330,7 @@ Expected<KernelResult> tuneKernel(const sir::Program &program, size_t kernel, co
   r.hasModel = costModelOf(*target.plugin) != nullptr;
   r.hasMeasurement = target.device && measurementOf(*target.plugin) != nullptr;
   unsigned cores = target.device && target.device->computeUnits ? target.device->computeUnits : 1;
-  std::vector<Knobs> space = enumerateSpace(program, kernel, scalars, target.plugin->name(), cores);
+  std::vector<Knobs> space = enumerateSpace(program, kernel, scalars, cores);
   r.candidates = space.size();
   r.all.resize(space.size());
   for (size_t i = 0; i < space.size(); ++i) {

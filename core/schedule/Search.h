@@ -23,12 +23,12 @@ const char *strategyName(Strategy s);
 
 // The knob space of a kernel with concrete parallel extents. Matmul kernels:
 // GEMM blocking mc x kc x nc (values not exceeding their dimension but one)
-// x threads; loop kernels: tile sizes per parallel loop x threads. Plugins
-// other than "cpu" also get vector widths and unroll factors. The default
-// schedule (the kernel's own knobs) is always candidate 0.
+// x threads; loop kernels: tile sizes per parallel loop x vector widths x
+// unroll factors x threads. Knobs a plugin does not use are rejected by its
+// cost model before measurement. The default schedule (the kernel's own
+// knobs) is always candidate 0.
 std::vector<Knobs> enumerateSpace(const schedule::Program &program, size_t kernel,
-                                  const std::vector<int64_t> &scalars, const std::string &pluginName,
-                                  unsigned cores);
+                                  const std::vector<int64_t> &scalars, unsigned cores);
 
 struct SearchOptions {
   Strategy strategy = Strategy::Model;

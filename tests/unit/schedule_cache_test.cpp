@@ -252,7 +252,7 @@ TEST(ScheduleFile, BadInputGivesMessagesNotCrashes) {
 
 TEST(ScheduleSearch, SpaceHasDefaultFirstAndSpearman) {
   schedule::Program p = parse(kProgram);
-  std::vector<Knobs> space = enumerateSpace(p, 0, {}, "cpu", 2);
+  std::vector<Knobs> space = enumerateSpace(p, 0, {}, 2);
   ASSERT_GT(space.size(), 2u);
   EXPECT_EQ(space[0], p.kernels[0].knobs);
   EXPECT_DOUBLE_EQ(spearman({1, 2, 3, 4}, {10, 20, 30, 40}), 1.0);
