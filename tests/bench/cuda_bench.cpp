@@ -9,6 +9,7 @@
 // Usage: tessera-cuda-bench --plugin-dir DIR --out DIR [--case GLOB] [--warmup N] [--reps N] [--small]
 // Prints one "RESULT {json}" line per case; exit 1 if any case failed.
 #include "tessera/sdk/backend_sdk.h"
+#include "SirKernels.h"
 
 #include <cmath>
 #include <cstdio>
@@ -154,30 +155,7 @@ kernel "pv" matmul {
 std::string softmaxSir() {
   return R"(tessera-schedule v1
 symbols R C
-kernel "softmax" loop {
-  operand 0 in bf16 [s0, s1]
-  operand 1 out bf16 [s0, s1]
-  parallel [s0]
-  knobs vector=8
-  stage reduce [s1] {
-    v0: f32 = load 0 [p0, r0]
-    v1: f32 = reduce max v0
-  }
-  stage reduce [s1] {
-    v2: f32 = load 0 [p0, r0]
-    v3: f32 = sub v2 v1
-    v4: f32 = exp v3
-    v5: f32 = reduce sum v4
-  }
-  stage map [s1] {
-    v6: f32 = load 0 [p0, r0]
-    v7: f32 = sub v6 v1
-    v8: f32 = exp v7
-    v9: f32 = div v8 v5
-    store 1 [p0, r0] v9
-  }
-}
-)";
+)" + tessera::testing::softmaxKernel("bf16", "vector=8");
 }
 
 std::string layerNormSir() {

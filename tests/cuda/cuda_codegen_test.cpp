@@ -7,6 +7,7 @@
 #include "CostModel.h"
 #include "CudaCodegen.h"
 #include "Nvrtc.h"
+#include "SirKernels.h"
 #include "programs.h"
 
 #include "tessera/sdk/backend_sdk.h"
@@ -185,29 +186,7 @@ kernel "copy" loop {
     store 1 [p0, r0] v1
   }
 }
-kernel "softmax" loop {
-  operand 0 in bf16 [s0, s1]
-  operand 1 out bf16 [s0, s1]
-  parallel [s0]
-  stage reduce [s1] {
-    v0: f32 = load 0 [p0, r0]
-    v1: f32 = reduce max v0
-  }
-  stage reduce [s1] {
-    v2: f32 = load 0 [p0, r0]
-    v3: f32 = sub v2 v1
-    v4: f32 = exp v3
-    v5: f32 = reduce sum v4
-  }
-  stage map [s1] {
-    v6: f32 = load 0 [p0, r0]
-    v7: f32 = sub v6 v1
-    v8: f32 = exp v7
-    v9: f32 = div v8 v5
-    store 1 [p0, r0] v9
-  }
-}
-kernel "strided" loop {
+)" + tessera::testing::softmaxKernel("bf16") + R"(kernel "strided" loop {
   operand 0 in bf16 [s1, s0]
   operand 1 out bf16 [s0, s1]
   parallel [s0]

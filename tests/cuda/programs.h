@@ -6,6 +6,8 @@
 #ifndef TESSERA_TESTS_CUDA_PROGRAMS_H
 #define TESSERA_TESTS_CUDA_PROGRAMS_H
 
+#include "SirKernels.h"
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -215,30 +217,7 @@ kernel "gather" loop {
   // an argmax, a reduce whose extent depends on a parallel loop.
   p.push_back({"reductions", R"(tessera-schedule v1
 symbols B S
-kernel "softmax" loop {
-  operand 0 in bf16 [s0, s1]
-  operand 1 out bf16 [s0, s1]
-  parallel [s0]
-  knobs vector=8
-  stage reduce [s1] {
-    v0: f32 = load 0 [p0, r0]
-    v1: f32 = reduce max v0
-  }
-  stage reduce [s1] {
-    v2: f32 = load 0 [p0, r0]
-    v3: f32 = sub v2 v1
-    v4: f32 = exp v3
-    v5: f32 = reduce sum v4
-  }
-  stage map [s1] {
-    v6: f32 = load 0 [p0, r0]
-    v7: f32 = sub v6 v1
-    v8: f32 = exp v7
-    v9: f32 = div v8 v5
-    store 1 [p0, r0] v9
-  }
-}
-kernel "layer_norm" loop {
+)" + tessera::testing::softmaxKernel("bf16", "vector=8") + R"(kernel "layer_norm" loop {
   operand 0 in f32 [s0, 16]
   operand 1 in f32 [16]
   operand 2 in f32 [16]

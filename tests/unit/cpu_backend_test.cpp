@@ -4,6 +4,7 @@
 // cost model, dumps and error paths.
 #include "tessera/tessera_backend.h"
 #include "tessera/sdk/schedule_ir.h"
+#include "SirKernels.h"
 
 #include <gtest/gtest.h>
 
@@ -708,31 +709,9 @@ kernel "total" loop {
 }
 
 TEST_F(CpuBackend, SoftmaxAndLayerNorm) {
-  const char *text = R"(tessera-schedule v1
+  const std::string text = R"(tessera-schedule v1
 symbols B S
-kernel "softmax" loop {
-  operand 0 in f32 [s0, s1]
-  operand 1 out f32 [s0, s1]
-  parallel [s0]
-  stage reduce [s1] {
-    v0: f32 = load 0 [p0, r0]
-    v1: f32 = reduce max v0
-  }
-  stage reduce [s1] {
-    v2: f32 = load 0 [p0, r0]
-    v3: f32 = sub v2 v1
-    v4: f32 = exp v3
-    v5: f32 = reduce sum v4
-  }
-  stage map [s1] {
-    v6: f32 = load 0 [p0, r0]
-    v7: f32 = sub v6 v1
-    v8: f32 = exp v7
-    v9: f32 = div v8 v5
-    store 1 [p0, r0] v9
-  }
-}
-kernel "layernorm" loop {
+)" + tessera::testing::softmaxKernel("f32") + R"(kernel "layernorm" loop {
   operand 0 in f32 [s0, s1]
   operand 1 in f32 [s1]
   operand 2 in f32 [s1]

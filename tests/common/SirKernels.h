@@ -1,0 +1,41 @@
+// Schedule IR kernels shared by the backend tests and benchmarks, so each
+// canonical kernel is written once.
+#ifndef TESSERA_TESTS_COMMON_SIRKERNELS_H
+#define TESSERA_TESTS_COMMON_SIRKERNELS_H
+
+#include <string>
+
+namespace tessera::testing {
+
+// Numerically safe softmax over the last axis of a [s0, s1] operand, as
+// fusion lowers it: max, sum of exp(x - max), then exp(x - max) / sum.
+// `dtype` is the storage dtype; `knobs` an optional knobs line ("vector=8").
+inline std::string softmaxKernel(const std::string &dtype, const std::string &knobs = "") {
+  return "kernel \"softmax\" loop {\n"
+         "  operand 0 in " + dtype + " [s0, s1]\n"
+         "  operand 1 out " + dtype + " [s0, s1]\n"
+         "  parallel [s0]\n" +
+         (knobs.empty() ? std::string() : "  knobs " + knobs + "\n") +
+         "  stage reduce [s1] {\n"
+         "    v0: f32 = load 0 [p0, r0]\n"
+         "    v1: f32 = reduce max v0\n"
+         "  }\n"
+         "  stage reduce [s1] {\n"
+         "    v2: f32 = load 0 [p0, r0]\n"
+         "    v3: f32 = sub v2 v1\n"
+         "    v4: f32 = exp v3\n"
+         "    v5: f32 = reduce sum v4\n"
+         "  }\n"
+         "  stage map [s1] {\n"
+         "    v6: f32 = load 0 [p0, r0]\n"
+         "    v7: f32 = sub v6 v1\n"
+         "    v8: f32 = exp v7\n"
+         "    v9: f32 = div v8 v5\n"
+         "    store 1 [p0, r0] v9\n"
+         "  }\n"
+         "}\n";
+}
+
+} // namespace tessera::testing
+
+#endif // TESSERA_TESTS_COMMON_SIRKERNELS_H
