@@ -14,7 +14,9 @@ function(tessera_add_core_library name)
   add_library(${name} STATIC ${ARGN})
   target_include_directories(${name} PUBLIC
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/core>
-    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/abi/include>)
+    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/abi/include>
+    # Header-only SDK utilities (element codec, Schedule IR) the core shares with plugins.
+    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/sdk/include>)
   tessera_set_warnings(${name})
   set_property(GLOBAL APPEND PROPERTY TESSERA_CORE_LIBRARIES ${name})
 endfunction()

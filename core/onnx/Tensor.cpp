@@ -1,6 +1,7 @@
 #include "onnx/Tensor.h"
 
 #include "reference/Evaluator.h"
+#include "tessera/sdk/element.h"
 
 #include <onnx/onnx_pb.h>
 
@@ -13,54 +14,6 @@ namespace tessera::onnx {
 namespace {
 
 using ::onnx::TensorProto;
-
-double halfToDouble(uint16_t h) {
-  int sign = h >> 15, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-  double v;
-  if (exp == 0)
-    v = std::ldexp(double(man), -24);
-  else if (exp == 31)
-    v = man ? NAN : INFINITY;
-  else
-    v = std::ldexp(double(man | 0x400), exp - 25);
-  return sign ? -v : v;
-}
-
-// `x` must already be representable as f16 (reference results are rounded).
-uint16_t doubleToHalf(double x) {
-  uint16_t sign = std::signbit(x) ? 0x8000 : 0;
-  if (std::isnan(x))
-    return 0x7e00;
-  double a = std::fabs(x);
-  if (std::isinf(a) || a >= 65520.0)
-    return sign | 0x7c00;
-  if (a < std::ldexp(1.0, -14)) // subnormal
-    return sign | uint16_t(std::nearbyint(std::ldexp(a, 24)));
-  int e;
-  double m = std::frexp(a, &e); // a = m * 2^e, m in [0.5, 1)
-  uint32_t man = uint32_t(std::nearbyint(std::ldexp(m, 11))); // 11 bits incl. the implicit one
-  if (man == 2048) {
-    man = 1024;
-    ++e;
-  }
-  return sign | uint16_t((e + 14) << 10) | uint16_t(man & 0x3ff);
-}
-
-double bf16ToDouble(uint16_t b) {
-  uint32_t bits = uint32_t(b) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-uint16_t doubleToBf16(double x) {
-  float f = float(x);
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  if (std::isnan(f))
-    return 0x7fc0;
-  return uint16_t(bits >> 16);
-}
 
 template <typename T> void put(std::vector<uint8_t> &out, size_t index, T v) {
   std::memcpy(out.data() + index * sizeof(T), &v, sizeof(T));
@@ -285,22 +238,12 @@ Expected<ref::RefTensor> toRef(const HostTensor &t) {
   if (!dtype)
     return dtype.takeError();
   size_t n = size_t(t.numElements());
+  auto dt = static_cast<tessera_dtype_t>(t.dtype); // ir::DType mirrors the ABI enum
+  if (sdk::dtypeSize(dt) == 0)
+    return makeError(ErrorCode::Unsupported, std::string("toRef: dtype ") + ir::dtypeName(t.dtype));
   std::vector<double> data(n);
-  for (size_t i = 0; i < n; ++i) {
-    switch (t.dtype) {
-    case ir::DType::F32: data[i] = get<float>(t.bytes, i); break;
-    case ir::DType::F64: data[i] = get<double>(t.bytes, i); break;
-    case ir::DType::F16: data[i] = halfToDouble(get<uint16_t>(t.bytes, i)); break;
-    case ir::DType::BF16: data[i] = bf16ToDouble(get<uint16_t>(t.bytes, i)); break;
-    case ir::DType::I64: data[i] = double(get<int64_t>(t.bytes, i)); break;
-    case ir::DType::I32: data[i] = get<int32_t>(t.bytes, i); break;
-    case ir::DType::I16: data[i] = get<int16_t>(t.bytes, i); break;
-    case ir::DType::I8: data[i] = get<int8_t>(t.bytes, i); break;
-    case ir::DType::U8: data[i] = get<uint8_t>(t.bytes, i); break;
-    case ir::DType::Bool: data[i] = get<uint8_t>(t.bytes, i) != 0; break;
-    default: return makeError(ErrorCode::Unsupported, std::string("toRef: dtype ") + ir::dtypeName(t.dtype));
-    }
-  }
+  for (size_t i = 0; i < n; ++i)
+    data[i] = sdk::loadElement(dt, t.bytes.data() + i * sdk::dtypeSize(dt));
   return ref::RefTensor(*dtype, t.shape, std::move(data));
 }
 
@@ -310,22 +253,12 @@ Expected<HostTensor> fromRef(const ref::RefTensor &t) {
   out.shape = t.shape;
   size_t n = t.data.size();
   out.bytes.assign(n * elementBytes(out.dtype), 0);
-  for (size_t i = 0; i < n; ++i) {
-    double v = t.data[i];
-    switch (out.dtype) {
-    case ir::DType::F32: put<float>(out.bytes, i, float(v)); break;
-    case ir::DType::F64: put<double>(out.bytes, i, v); break;
-    case ir::DType::F16: put<uint16_t>(out.bytes, i, doubleToHalf(v)); break;
-    case ir::DType::BF16: put<uint16_t>(out.bytes, i, doubleToBf16(v)); break;
-    case ir::DType::I64: put<int64_t>(out.bytes, i, int64_t(v)); break;
-    case ir::DType::I32: put<int32_t>(out.bytes, i, int32_t(v)); break;
-    case ir::DType::I16: put<int16_t>(out.bytes, i, int16_t(v)); break;
-    case ir::DType::I8: put<int8_t>(out.bytes, i, int8_t(v)); break;
-    case ir::DType::U8: put<uint8_t>(out.bytes, i, uint8_t(v)); break;
-    case ir::DType::Bool: put<uint8_t>(out.bytes, i, v != 0); break;
-    default: return makeError(ErrorCode::Unsupported, std::string("fromRef: dtype ") + ir::dtypeName(out.dtype));
-    }
-  }
+  auto dt = static_cast<tessera_dtype_t>(out.dtype);
+  if (sdk::dtypeSize(dt) == 0)
+    return makeError(ErrorCode::Unsupported, std::string("fromRef: dtype ") + ir::dtypeName(out.dtype));
+  // Reference results are already rounded to their dtype: encoding is exact.
+  for (size_t i = 0; i < n; ++i)
+    sdk::storeElement(dt, t.data[i], out.bytes.data() + i * sdk::dtypeSize(dt));
   return out;
 }
 
