@@ -10,7 +10,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${TESSERA_BUILD_DIR:-$root/build}"
-out="$root/build/gpu-bundle"
+out="${TESSERA_BUNDLE_OUT:-$root/build/gpu-bundle}"
 if [ "${TESSERA_BUNDLE_NO_BUILD:-0}" != 1 ]; then
   cmake --build "$build" -j2 --target tessera-cli tessera-api-tests tessera-conformance \
     tessera-backend-cuda tessera-cuda-bench tessera-fault-plugins
