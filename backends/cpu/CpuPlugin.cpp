@@ -11,6 +11,7 @@
 #include "Measurement.h"
 #include "Gemm.h"
 #include "HostCpu.h"
+#include "ObjectCode.h"
 #include "ThreadPool.h"
 
 #include "tessera/sdk/backend_sdk.h"
@@ -42,10 +43,10 @@ struct tessera_backend_buffer_t {
 };
 
 struct tessera_backend_executable_t {
-  std::string text; // the Schedule IR, re-JITed by executable_load
+  std::string text; // the Schedule IR; serialized beside the machine code
   tessera::schedule::Program program;
   tessera::cpu::TargetInfo target;
-  unsigned optLevel = 3; // LLVM level it was built with; a reload must match for identical results
+  unsigned optLevel = 3; // LLVM level it was built with; serialized with the code
   bool runnable = false;
   std::string notRunnable;
   std::unique_ptr<tessera::cpu::JitProgram> jit;
@@ -173,6 +174,8 @@ using tessera::cpu::TargetInfo;
 // Extra checks beyond validateProgram that the code generator relies on.
 std::string checkSupported(const sir::Program &program) {
   for (const sir::Kernel &k : program.kernels) {
+    if (k.kind == sir::Kernel::Kind::Attention) // only for plugins declaring NATIVE_OPS attention
+      return "kernel \"" + k.name + "\": attention kernels are not supported (attention reaches this plugin decomposed)";
     for (const sir::Stage &s : k.stages)
       for (const sir::Instr &in : s.body)
         if (!in.isStore && in.op == sir::Op::Acc)
@@ -198,11 +201,11 @@ bool wantsStage(const char *stages, const char *stage) {
          list.find(",all,") != std::string::npos;
 }
 
-// Parses, JITs and fills an executable; returns an error status or null.
-tessera_status_t *buildExecutable(tessera_backend_plugin_t *plugin, std::string text, const TargetInfo &target,
-                                  unsigned optLevel, const tessera_backend_compile_args_t *dumpArgs,
-                                  tessera_status_code_t parseErrorCode,
-                                  tessera_backend_executable_t **out) {
+// Parses and checks the Schedule IR into a new executable; returns an error
+// status or null. The caller then generates or loads its code (finishExecutable).
+tessera_status_t *startExecutable(tessera_backend_plugin_t *plugin, std::string text, const TargetInfo &target,
+                                  unsigned optLevel, tessera_status_code_t parseErrorCode,
+                                  std::unique_ptr<tessera_backend_executable_t> *out) {
   auto exe = std::make_unique<tessera_backend_executable_t>();
   sir::ParseError perr;
   if (!sir::parseProgram(text, &exe->program, &perr))
@@ -213,6 +216,27 @@ tessera_status_t *buildExecutable(tessera_backend_plugin_t *plugin, std::string 
   exe->target = target;
   exe->optLevel = optLevel;
   exe->runnable = tessera::cpu::runnableOnHost(target, &exe->notRunnable);
+  *out = std::move(exe);
+  return nullptr;
+}
+
+// The launcher's per-kernel GEMM decisions, once the code is there.
+void finishExecutable(tessera_backend_executable_t &exe) {
+  for (const sir::Kernel &k : exe.program.kernels) {
+    tessera::cpu::GemmForm form;
+    exe.gemm.push_back(tessera::cpu::matchGemmForm(k, &form, nullptr));
+    exe.forms.push_back(form);
+  }
+}
+
+// Parses, JITs and fills an executable; returns an error status or null.
+tessera_status_t *buildExecutable(tessera_backend_plugin_t *plugin, std::string text, const TargetInfo &target,
+                                  unsigned optLevel, const tessera_backend_compile_args_t *dumpArgs,
+                                  tessera_backend_executable_t **out) {
+  std::unique_ptr<tessera_backend_executable_t> exe;
+  if (tessera_status_t *s =
+          startExecutable(plugin, std::move(text), target, optLevel, TESSERA_STATUS_INVALID_ARGUMENT, &exe))
+    return s;
   tessera::cpu::CompileOptions options;
   options.target = target;
   options.optLevel = optLevel;
@@ -227,11 +251,7 @@ tessera_status_t *buildExecutable(tessera_backend_plugin_t *plugin, std::string 
   exe->jit = tessera::cpu::JitProgram::compile(exe->program, options, &error);
   if (!exe->jit)
     return makeStatus(plugin->host, TESSERA_STATUS_INTERNAL, "cpu: code generation failed: %s", error.c_str());
-  for (const sir::Kernel &k : exe->program.kernels) {
-    tessera::cpu::GemmForm form;
-    exe->gemm.push_back(tessera::cpu::matchGemmForm(k, &form, nullptr));
-    exe->forms.push_back(form);
-  }
+  finishExecutable(*exe);
   *out = exe.release();
   return nullptr;
 }
@@ -259,8 +279,7 @@ tessera_status_t *compile(tessera_backend_plugin_t *plugin, const tessera_backen
   // Host levels 0..3 (2 = default): 2 and 3 run LLVM's O3 pipeline with the
   // vectorizers; 0 and 1 run O1 (fast compiles, still usable kernels).
   unsigned opt = args->opt_level >= 2 ? 3 : 1;
-  return buildExecutable(plugin, std::move(text), target, opt, hasDump ? args : nullptr,
-                         TESSERA_STATUS_INVALID_ARGUMENT, out_executable);
+  return buildExecutable(plugin, std::move(text), target, opt, hasDump ? args : nullptr, out_executable);
 } catch (const std::bad_alloc &) {
   return makeStatus(plugin->host, TESSERA_STATUS_OUT_OF_MEMORY, "cpu: out of memory while compiling");
 } catch (const std::exception &e) {
@@ -274,39 +293,21 @@ tessera_status_t *executableDestroy(tessera_backend_plugin_t *, tessera_backend_
 
 // ---- Serialize / load -----------------------------------------------------------
 //
-// Layout (little-endian): magic "TSRCPUJ1", u32 format version, then four
-// length-prefixed (u32) strings: architecture, LLVM CPU, LLVM features,
-// Schedule IR text (u64 length), then an FNV-1a 64-bit checksum of all
-// preceding bytes. Loading re-JITs the Schedule IR for the recorded target.
-
-constexpr char kMagic[8] = {'T', 'S', 'R', 'C', 'P', 'U', 'J', '1'};
-constexpr uint32_t kFormatVersion = 2;
-
-uint64_t fnv1a(const uint8_t *data, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; ++i) {
-    h ^= data[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+// The bytes carry the machine code (ObjectCode.h), so loading links objects
+// and runs no code generation: a warm compile from the artifact cache costs
+// milliseconds, not a JIT compile. Anything that does not check out answers
+// CORRUPT_DATA or INCOMPATIBLE_VERSION, and the core compiles afresh.
 
 tessera_status_t *executableSerialize(tessera_backend_plugin_t *plugin, const tessera_backend_executable_t *exe,
                                       void **out_data, size_t *out_size) try {
-  if (!exe || !out_data || !out_size)
+  if (!exe || !out_data || !out_size || !exe->jit)
     return makeStatus(plugin->host, TESSERA_STATUS_INVALID_ARGUMENT, "cpu: serialize: missing arguments");
-  std::string bytes(kMagic, sizeof(kMagic));
-  auto put32 = [&](uint32_t v) { bytes.append(reinterpret_cast<const char *>(&v), 4); };
-  auto put64 = [&](uint64_t v) { bytes.append(reinterpret_cast<const char *>(&v), 8); };
-  put32(kFormatVersion);
-  put32(exe->optLevel);
-  for (const std::string *s : {&exe->target.architecture, &exe->target.cpu, &exe->target.features}) {
-    put32(static_cast<uint32_t>(s->size()));
-    bytes += *s;
-  }
-  put64(exe->text.size());
-  bytes += exe->text;
-  put64(fnv1a(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
+  tessera::cpu::SerializedExecutable s;
+  s.optLevel = exe->optLevel;
+  s.target = exe->target;
+  s.scheduleText = exe->text;
+  s.image = exe->jit->image();
+  std::string bytes = tessera::cpu::encodeExecutable(s);
   void *mem = plugin->host->allocate(plugin->host->allocator_data, bytes.size(), 16);
   if (!mem)
     return makeStatus(plugin->host, TESSERA_STATUS_OUT_OF_MEMORY, "cpu: serialize: out of memory");
@@ -314,6 +315,8 @@ tessera_status_t *executableSerialize(tessera_backend_plugin_t *plugin, const te
   *out_data = mem;
   *out_size = bytes.size();
   return nullptr;
+} catch (const std::bad_alloc &) {
+  return makeStatus(plugin->host, TESSERA_STATUS_OUT_OF_MEMORY, "cpu: out of memory while serializing");
 } catch (const std::exception &e) {
   return makeStatus(plugin->host, TESSERA_STATUS_INTERNAL, "cpu: serialize failed: %s", e.what());
 }
@@ -326,63 +329,43 @@ tessera_status_t *executableLoad(tessera_backend_plugin_t *plugin, const tessera
   *out_executable = nullptr;
   if (args->device_ordinal != 0)
     return makeStatus(plugin->host, TESSERA_STATUS_NOT_FOUND, "cpu: no device %d", args->device_ordinal);
-  const uint8_t *p = static_cast<const uint8_t *>(args->data);
-  size_t n = args->size, pos = 0;
-  auto corrupt = [&](const char *what) {
-    return makeStatus(plugin->host, TESSERA_STATUS_CORRUPT_DATA, "cpu: serialized executable is damaged: %s", what);
-  };
-  if (n < sizeof(kMagic) + 4 || std::memcmp(p, kMagic, sizeof(kMagic)) != 0)
-    return corrupt("not a CPU executable (bad magic)");
-  pos = sizeof(kMagic);
-  uint32_t version;
-  std::memcpy(&version, p + pos, 4);
-  pos += 4;
-  if (version != kFormatVersion)
+  auto incompatible = [&](const std::string &why) {
     return makeStatus(plugin->host, TESSERA_STATUS_INCOMPATIBLE_VERSION,
-                      "cpu: serialized executable has format version %u; this plugin reads %u", version,
-                      kFormatVersion);
-  if (n < pos + 4 + 8)
-    return corrupt("truncated");
-  uint32_t optLevel;
-  std::memcpy(&optLevel, p + pos, 4);
-  pos += 4;
-  if (optLevel > 3)
-    return corrupt("bad optimization level");
-  uint64_t stored;
-  std::memcpy(&stored, p + n - 8, 8);
-  if (fnv1a(p, n - 8) != stored)
-    return corrupt("checksum mismatch");
-  std::string fields[3];
-  for (std::string &f : fields) {
-    uint32_t len;
-    if (n - 8 < pos + 4)
-      return corrupt("truncated");
-    std::memcpy(&len, p + pos, 4);
-    pos += 4;
-    if (n - 8 < pos + len)
-      return corrupt("truncated");
-    f.assign(reinterpret_cast<const char *>(p + pos), len);
-    pos += len;
-  }
-  uint64_t textLen;
-  if (n - 8 < pos + 8)
-    return corrupt("truncated");
-  std::memcpy(&textLen, p + pos, 8);
-  pos += 8;
-  if (textLen != n - 8 - pos)
-    return corrupt("length mismatch");
-  std::string text(reinterpret_cast<const char *>(p + pos), textLen);
-  TargetInfo target;
-  std::string error;
-  if (!tessera::cpu::resolveTarget(fields[0].c_str(), nullptr, &target, &error))
-    return makeStatus(plugin->host, TESSERA_STATUS_INCOMPATIBLE_VERSION, "cpu: %s", error.c_str());
-  target.cpu = fields[1];
-  target.features = fields[2];
+                      "cpu: serialized executable cannot be loaded here: %s", why.c_str());
+  };
+  auto corrupt = [&](const std::string &what) {
+    return makeStatus(plugin->host, TESSERA_STATUS_CORRUPT_DATA, "cpu: serialized executable is damaged: %s",
+                      what.c_str());
+  };
+  tessera::cpu::SerializedExecutable blob;
+  tessera::cpu::DecodeError derr;
+  std::string_view bytes(static_cast<const char *>(args->data), args->data ? args->size : 0);
+  if (!tessera::cpu::decodeExecutable(bytes, &blob, &derr))
+    return derr.kind == tessera::cpu::DecodeError::Kind::Incompatible ? incompatible(derr.message)
+                                                                        : corrupt(derr.message);
   std::string why;
+  if (!tessera::cpu::objectImageCompatible(blob.image, &why))
+    return incompatible(why);
+  TargetInfo target;
+  if (!tessera::cpu::resolveTarget(blob.target.architecture.c_str(), nullptr, &target, &why))
+    return incompatible(why);
+  target.cpu = blob.target.cpu;
+  target.features = blob.target.features;
   if (!tessera::cpu::runnableOnHost(target, &why))
-    return makeStatus(plugin->host, TESSERA_STATUS_INCOMPATIBLE_VERSION, "cpu: cannot load here: %s", why.c_str());
-  return buildExecutable(plugin, std::move(text), target, optLevel, nullptr, TESSERA_STATUS_CORRUPT_DATA,
-                         out_executable);
+    return incompatible(why);
+  std::unique_ptr<tessera_backend_executable_t> exe;
+  if (tessera_status_t *s = startExecutable(plugin, std::move(blob.scheduleText), target, blob.optLevel,
+                                            TESSERA_STATUS_CORRUPT_DATA, &exe))
+    return s;
+  if (blob.image.kernels.size() != exe->program.kernels.size())
+    return corrupt("the kernel table does not match the Schedule IR");
+  std::string error;
+  exe->jit = tessera::cpu::JitProgram::load(std::move(blob.image), target, &error);
+  if (!exe->jit)
+    return corrupt("cannot link its machine code: " + error);
+  finishExecutable(*exe);
+  *out_executable = exe.release();
+  return nullptr;
 } catch (const std::bad_alloc &) {
   return makeStatus(plugin->host, TESSERA_STATUS_OUT_OF_MEMORY, "cpu: out of memory while loading");
 } catch (const std::exception &e) {
@@ -400,65 +383,6 @@ tessera::cpu::ThreadPool &poolOf(tessera_backend_plugin_t *plugin) {
   if (!plugin->pool)
     plugin->pool = std::make_unique<tessera::cpu::ThreadPool>();
   return *plugin->pool;
-}
-
-// Default tiles: grow the tile from the innermost loop outwards to about
-// 16K points x inner work, then split further while there are fewer than
-// four tiles per thread.
-std::vector<int64_t> chooseTiles(const sir::Kernel &k, const std::vector<int64_t> &extent, const int64_t *symbols,
-                                 const std::vector<int64_t> &parZero, unsigned threads) {
-  const size_t np = extent.size();
-  std::vector<int64_t> knob = k.knobInts("tile");
-  if (knob.size() == np) {
-    std::vector<int64_t> t(np);
-    for (size_t d = 0; d < np; ++d)
-      t[d] = std::max<int64_t>(1, std::min<int64_t>(knob[d] == 0 ? extent[d] : knob[d], std::max<int64_t>(1, extent[d])));
-    return t;
-  }
-  double work = 0;
-  for (const sir::Stage &s : k.stages) {
-    double w = 1;
-    for (const sir::IndexExpr &e : s.inner)
-      w *= std::max<int64_t>(1, sir::evalIndex(e, symbols, parZero.data(), nullptr, nullptr));
-    work += w * std::max<size_t>(1, s.body.size());
-  }
-  work = std::max(work, 1.0);
-  const double target = 16384.0 * 4;
-  // A kernel with less than one tile's worth of work runs as one tile on
-  // the calling thread: waking pool workers costs more than it saves.
-  double total = work;
-  for (size_t d = 0; d < np; ++d)
-    total *= double(std::max<int64_t>(1, extent[d]));
-  if (total <= target) {
-    std::vector<int64_t> whole(np);
-    for (size_t d = 0; d < np; ++d)
-      whole[d] = std::max<int64_t>(1, extent[d]);
-    return whole;
-  }
-  std::vector<int64_t> t(np, 1);
-  double acc = work;
-  for (size_t d = np; d-- > 0;) {
-    int64_t want = static_cast<int64_t>(std::max(1.0, target / acc));
-    t[d] = std::max<int64_t>(1, std::min(want, extent[d]));
-    acc *= double(t[d]);
-    if (t[d] < extent[d])
-      break;
-  }
-  auto tiles = [&] {
-    int64_t n = 1;
-    for (size_t d = 0; d < np; ++d)
-      n *= (extent[d] + t[d] - 1) / t[d];
-    return n;
-  };
-  for (int guard = 0; guard < 64 && tiles() < int64_t(threads) * 4; ++guard) {
-    size_t d = 0;
-    while (d < np && t[d] == 1)
-      ++d;
-    if (d == np)
-      break;
-    t[d] = (t[d] + 1) / 2;
-  }
-  return t;
 }
 
 // Cache blocking of the GEMM path; knobs mc/kc/nc (schedule-search hints)
@@ -539,8 +463,8 @@ tessera_status_t *launch(tessera_backend_plugin_t *plugin, const tessera_backend
       tessera::cpu::runGemm(k, exe->forms[args->kernel_index], code, buffers.data(), scalars.data(), nsym, pool,
                             threads, gemmBlocking(k)))
     return nullptr;
-  std::vector<int64_t> zero(np, 0);
-  std::vector<int64_t> tile = chooseTiles(k, extent, scalars.data(), zero, threads);
+  // The same tiling the cost model predicts with.
+  std::vector<int64_t> tile = tessera::cpu::launchTiles(k, extent, scalars.data(), threads);
   int64_t tiles = 1;
   for (size_t d = 0; d < np; ++d) {
     scalars[nsym + d] = tile[d];

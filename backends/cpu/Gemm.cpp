@@ -278,6 +278,30 @@ bool matchGemmForm(const sir::Kernel &k, GemmForm *form, std::string *why) {
   return true;
 }
 
+GemmBlocking launchBlocking(const GemmBlocking &blocking, int64_t M, int64_t N, int64_t batches, int64_t MR,
+                            int64_t NR, unsigned threads) {
+  GemmBlocking b;
+  b.mc = std::max<int64_t>(MR, blocking.mc / MR * MR);
+  b.nc = std::max<int64_t>(NR, blocking.nc / NR * NR);
+  b.kc = std::max<int64_t>(1, blocking.kc);
+  int64_t mBlocks = (M + b.mc - 1) / b.mc, nBlocks = (N + b.nc - 1) / b.nc;
+  // Small problems (one 128 x 512 block for a projection at batch 1) would
+  // leave threads idle: halve NC, then MC, until every thread has at least
+  // two blocks (or the blocks are one register block).
+  const int64_t wanted = 2 * int64_t(std::max(1u, threads));
+  while (threads > 1 && batches * mBlocks * nBlocks < wanted && (b.nc > NR || b.mc > MR)) {
+    if (b.nc > NR && nBlocks * 2 <= (N + NR - 1) / NR)
+      b.nc = std::max<int64_t>(NR, (b.nc / 2 + NR - 1) / NR * NR);
+    else if (b.mc > MR)
+      b.mc = std::max<int64_t>(MR, (b.mc / 2 + MR - 1) / MR * MR);
+    else
+      break;
+    mBlocks = (M + b.mc - 1) / b.mc;
+    nBlocks = (N + b.nc - 1) / b.nc;
+  }
+  return b;
+}
+
 bool runGemm(const sir::Kernel &k, const GemmForm &form, const CompiledKernel &code, void **buffers,
              const int64_t *scalars, size_t numSymbols, ThreadPool &pool, unsigned threads,
              const GemmBlocking &blocking) {
@@ -292,6 +316,10 @@ bool runGemm(const sir::Kernel &k, const GemmForm &form, const CompiledKernel &c
     batches *= extent[d];
   if (M == 0 || N == 0 || batches == 0)
     return true;
+  // Less work than one tile of the loop kernels (chooseTiles, CpuPlugin.cpp):
+  // the calling thread alone, since waking the pool costs more than it saves.
+  if (double(batches) * double(M) * double(N) * double(std::max<int64_t>(K, 1)) <= 65536.0)
+    threads = 1;
   const int64_t MR = code.mr, NR = code.nr;
   const sir::Instr &aLoad = k.stages[0].body[form.aLoad], &bLoad = k.stages[0].body[form.bLoad];
   const Affine A = coefficients(k, aLoad, scalars, nb);
@@ -306,24 +334,9 @@ bool runGemm(const sir::Kernel &k, const GemmForm &form, const CompiledKernel &c
                                                              N, K, batches, A, B))
     return true;
   // Output blocks: MC x NC, KC-deep panels.
-  int64_t MC = std::max<int64_t>(MR, blocking.mc / MR * MR);
-  int64_t NC = std::max<int64_t>(NR, blocking.nc / NR * NR);
-  const int64_t KC = std::max<int64_t>(1, blocking.kc);
-  int64_t mBlocks = (M + MC - 1) / MC, nBlocks = (N + NC - 1) / NC;
-  // Small problems (one 128 x 512 block for a projection at batch 1) would
-  // leave threads idle: halve NC, then MC, until every thread has at least
-  // two blocks (or the blocks are one register block).
-  const int64_t wanted = 2 * int64_t(std::max(1u, threads));
-  while (threads > 1 && batches * mBlocks * nBlocks < wanted && (NC > NR || MC > MR)) {
-    if (NC > NR && nBlocks * 2 <= (N + NR - 1) / NR)
-      NC = std::max<int64_t>(NR, (NC / 2 + NR - 1) / NR * NR);
-    else if (MC > MR)
-      MC = std::max<int64_t>(MR, (MC / 2 + MR - 1) / MR * MR);
-    else
-      break;
-    mBlocks = (M + MC - 1) / MC;
-    nBlocks = (N + NC - 1) / NC;
-  }
+  const GemmBlocking blocks = launchBlocking(blocking, M, N, batches, MR, NR, threads);
+  const int64_t MC = blocks.mc, NC = blocks.nc, KC = blocks.kc;
+  const int64_t mBlocks = (M + MC - 1) / MC, nBlocks = (N + NC - 1) / NC;
   const int64_t tasks = batches * mBlocks * nBlocks;
   // A batched A whose row blocks each feed one task (one column block) is
   // packed by that task just before use (in cache, no whole-A buffer);

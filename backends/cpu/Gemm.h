@@ -34,6 +34,13 @@ struct GemmBlocking {
   int64_t mc = 192, kc = 256, nc = 512;
 };
 
+// The blocking a launch really uses: MC and NC rounded down to multiples of
+// MR and NR, then, for problems with fewer than two blocks per thread, NC
+// and then MC halved until there are (shared with the cost model, so that
+// it predicts the blocks the driver runs).
+GemmBlocking launchBlocking(const GemmBlocking &blocking, int64_t M, int64_t N, int64_t batches, int64_t MR,
+                            int64_t NR, unsigned threads);
+
 // Runs the kernel through the GEMM path. `scalars` are the program's symbol
 // values. Returns false (and leaves memory untouched) when the launch does
 // not fit the path (e.g. packing would need too much memory); the caller

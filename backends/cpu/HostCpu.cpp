@@ -1,5 +1,6 @@
 #include "HostCpu.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -47,6 +48,12 @@ HostCpu detectHostCpu() {
     std::string value = trim(line.substr(colon + 1));
     if (cpu.modelName.empty() && (key == "model name" || key == "Model" || key == "cpu model"))
       cpu.modelName = value;
+    if (cpu.vendor.empty() && key == "vendor_id")
+      cpu.vendor = value;
+    if (cpu.family == 0 && key == "cpu family")
+      cpu.family = std::atoi(value.c_str());
+    if (cpu.mhz == 0 && key == "cpu MHz")
+      cpu.mhz = std::atof(value.c_str());
     if (flags.empty() && (key == "flags" || key == "Features")) {
       std::istringstream words(value);
       std::string w;
@@ -85,6 +92,27 @@ HostCpu detectHostCpu() {
 #else
   cpu.architecture = "unknown";
 #endif
+
+  for (int i = 0; i < 8; ++i) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+    std::ifstream level(dir + "level"), type(dir + "type"), size(dir + "size");
+    if (!level)
+      break;
+    int lv = 0;
+    std::string ty, sz;
+    level >> lv;
+    type >> ty;
+    size >> sz;
+    if (ty == "Instruction" || lv < 1 || lv > 3)
+      continue;
+    // "32K", "1024K", "32M".
+    uint64_t bytes = std::strtoull(sz.c_str(), nullptr, 10);
+    if (sz.find('K') != std::string::npos)
+      bytes <<= 10;
+    else if (sz.find('M') != std::string::npos)
+      bytes <<= 20;
+    cpu.cacheBytes[lv - 1] = bytes;
+  }
 
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   cpu.logicalCores = cores > 0 ? static_cast<uint32_t>(cores) : 1;

@@ -4,6 +4,7 @@
 // cost model, dumps and error paths.
 #include "tessera/tessera_backend.h"
 #include "tessera/sdk/schedule_ir.h"
+#include "ObjectCode.h"
 #include "SirKernels.h"
 
 #include <gtest/gtest.h>
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <dlfcn.h>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <random>
@@ -1002,44 +1004,161 @@ TEST_F(CpuBackend, TileKnobAndThreadsGiveTheSameResult) {
   checkProgram(text, {29, 45}, 1e-5, 1e-6, 2);
 }
 
-TEST_F(CpuBackend, SerializeLoadRoundTripAndValidation) {
-  std::string text = "tessera-schedule v1\nsymbols M N\n" + unaryKernel("sin");
-  Compiled c = compile(text);
-  ASSERT_EQ(c.status, TESSERA_STATUS_OK) << c.error;
-  void *data = nullptr;
-  size_t size = 0;
-  ASSERT_EQ(code(api_->executable_serialize(plugin_, c.exe, &data, &size)), TESSERA_STATUS_OK);
-  std::vector<uint8_t> bytes(static_cast<uint8_t *>(data), static_cast<uint8_t *>(data) + size);
-  hostDeallocate(nullptr, data);
-  auto load = [&](const std::vector<uint8_t> &b, tessera_backend_executable_t **out) {
+// Serialized executables carry machine code (backends/cpu/ObjectCode.h):
+// a load computes bit-identical results; damaged, truncated, foreign or
+// older bytes answer CORRUPT_DATA or INCOMPATIBLE_VERSION, never a crash.
+class CpuSerialize : public CpuBackend {
+protected:
+  static bool hostHas(const std::string &flag) {
+    std::ifstream in("/proc/cpuinfo");
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("flags", 0) == 0)
+        return (line + " ").find(" " + flag + " ") != std::string::npos;
+    return false;
+  }
+  static std::vector<uint8_t> serialize(tessera_backend_executable_t *exe) {
+    void *data = nullptr;
+    size_t size = 0;
+    EXPECT_EQ(code(api_->executable_serialize(plugin_, exe, &data, &size)), TESSERA_STATUS_OK);
+    std::vector<uint8_t> bytes(static_cast<uint8_t *>(data), static_cast<uint8_t *>(data) + size);
+    hostDeallocate(nullptr, data);
+    return bytes;
+  }
+  // The serialized bytes of `text`, compiled for the host.
+  static std::vector<uint8_t> compiledBytes(const std::string &text) {
+    Compiled c = compile(text);
+    EXPECT_EQ(c.status, TESSERA_STATUS_OK) << c.error;
+    if (!c.exe)
+      return {};
+    std::vector<uint8_t> bytes = serialize(c.exe);
+    destroy(c.exe);
+    return bytes;
+  }
+  static tessera_status_code_t load(const std::vector<uint8_t> &b, tessera_backend_executable_t **out,
+                                    std::string *message = nullptr) {
     tessera_backend_load_args_t la{};
     la.struct_size = sizeof(la);
     la.data = b.data();
     la.size = b.size();
     la.device_ordinal = 0;
-    return code(api_->executable_load(plugin_, &la, out));
-  };
-  tessera_backend_executable_t *loaded = nullptr;
-  ASSERT_EQ(load(bytes, &loaded), TESSERA_STATUS_OK);
-  std::mt19937 rng(2);
-  std::vector<Tensor> a = {randomTensor(TESSERA_DTYPE_F32, {4, 9}, rng), makeTensor(TESSERA_DTYPE_F32, {4, 9})};
-  std::vector<Tensor> b = a;
-  ASSERT_EQ(launch(c.exe, 0, a, {4, 9}), TESSERA_STATUS_OK);
-  ASSERT_EQ(launch(loaded, 0, b, {4, 9}), TESSERA_STATUS_OK);
-  EXPECT_EQ(a[1].bytes, b[1].bytes);
-  destroy(loaded);
+    *out = nullptr;
+    tessera_status_t *s = api_->executable_load(plugin_, &la, out);
+    if (s && message)
+      *message = s->message;
+    return code(s);
+  }
+  // Decodes with the plugin's own format code, lets `edit` change it, and
+  // encodes it again with a valid checksum.
+  static std::vector<uint8_t> reencode(const std::vector<uint8_t> &bytes,
+                                       const std::function<void(tessera::cpu::SerializedExecutable &)> &edit) {
+    tessera::cpu::SerializedExecutable blob;
+    tessera::cpu::DecodeError err;
+    EXPECT_TRUE(tessera::cpu::decodeExecutable(
+        std::string_view(reinterpret_cast<const char *>(bytes.data()), bytes.size()), &blob, &err))
+        << err.message;
+    edit(blob);
+    std::string out = tessera::cpu::encodeExecutable(blob);
+    return std::vector<uint8_t>(out.begin(), out.end());
+  }
+};
 
-  std::vector<uint8_t> corrupt = bytes;
-  corrupt[corrupt.size() / 2] ^= 0x5A;
-  tessera_backend_executable_t *none = nullptr;
-  EXPECT_EQ(load(corrupt, &none), TESSERA_STATUS_CORRUPT_DATA);
-  EXPECT_EQ(load(std::vector<uint8_t>(bytes.begin(), bytes.begin() + 10), &none), TESSERA_STATUS_CORRUPT_DATA);
-  EXPECT_EQ(load({}, &none), TESSERA_STATUS_CORRUPT_DATA);
-  std::vector<uint8_t> newer = bytes;
-  newer[8] = 99; // format version
-  EXPECT_EQ(load(newer, &none), TESSERA_STATUS_INCOMPATIBLE_VERSION);
-  EXPECT_EQ(none, nullptr);
+TEST_F(CpuSerialize, RoundTripIsBitIdentical) {
+  std::string text = "tessera-schedule v1\nsymbols M K N B\n" + matmulText("matmul", false, false) +
+                     tessera::testing::softmaxKernel("f32");
+  Compiled c = compile(text);
+  ASSERT_EQ(c.status, TESSERA_STATUS_OK) << c.error;
+  std::vector<uint8_t> bytes = serialize(c.exe);
+  tessera_backend_executable_t *loaded = nullptr;
+  std::string msg;
+  ASSERT_EQ(load(bytes, &loaded, &msg), TESSERA_STATUS_OK) << msg;
+  // A loaded executable serializes to the same bytes.
+  EXPECT_EQ(serialize(loaded), bytes);
+  const std::vector<int64_t> scalars = {67, 45, 83, 1};
+  std::mt19937 rng(2);
+  std::vector<Tensor> mm = {randomTensor(TESSERA_DTYPE_F32, {67, 45}, rng), randomTensor(TESSERA_DTYPE_F32, {45, 83}, rng),
+                            randomTensor(TESSERA_DTYPE_F32, {83}, rng), randomTensor(TESSERA_DTYPE_F32, {67, 83}, rng),
+                            makeTensor(TESSERA_DTYPE_F32, {67, 83})};
+  std::vector<Tensor> mm2 = mm;
+  ASSERT_EQ(launch(c.exe, 0, mm, scalars), TESSERA_STATUS_OK);
+  ASSERT_EQ(launch(loaded, 0, mm2, scalars), TESSERA_STATUS_OK);
+  EXPECT_EQ(mm[4].bytes, mm2[4].bytes);
+  std::vector<Tensor> sm = {randomTensor(TESSERA_DTYPE_F32, {67, 45}, rng), makeTensor(TESSERA_DTYPE_F32, {67, 45})};
+  std::vector<Tensor> sm2 = sm;
+  ASSERT_EQ(launch(c.exe, 1, sm, scalars), TESSERA_STATUS_OK);
+  ASSERT_EQ(launch(loaded, 1, sm2, scalars), TESSERA_STATUS_OK);
+  EXPECT_EQ(sm[1].bytes, sm2[1].bytes);
+  destroy(loaded);
   destroy(c.exe);
+}
+
+TEST_F(CpuSerialize, DamagedTruncatedAndOlderBytesAreRefused) {
+  std::vector<uint8_t> bytes = compiledBytes("tessera-schedule v1\nsymbols M N\n" + unaryKernel("sin"));
+  ASSERT_FALSE(bytes.empty());
+  tessera_backend_executable_t *none = nullptr;
+  for (size_t n = 0; n < bytes.size(); n += n < 64 ? 1 : 331) {
+    EXPECT_EQ(load(std::vector<uint8_t>(bytes.begin(), bytes.begin() + n), &none), TESSERA_STATUS_CORRUPT_DATA) << n;
+    EXPECT_EQ(none, nullptr);
+  }
+  for (size_t i = 12; i < bytes.size(); i += 257) {
+    std::vector<uint8_t> bad = bytes;
+    bad[i] ^= 0x5A;
+    EXPECT_EQ(load(bad, &none), TESSERA_STATUS_CORRUPT_DATA) << i;
+  }
+  EXPECT_EQ(load({}, &none), TESSERA_STATUS_CORRUPT_DATA);
+  std::vector<uint8_t> junk(4096, 0xA5);
+  EXPECT_EQ(load(junk, &none), TESSERA_STATUS_CORRUPT_DATA);
+  std::string msg;
+  for (uint8_t version : {2, 99}) { // 2: the Schedule IR-only format before machine code
+    std::vector<uint8_t> other = bytes;
+    other[8] = version;
+    EXPECT_EQ(load(other, &none, &msg), TESSERA_STATUS_INCOMPATIBLE_VERSION);
+    EXPECT_NE(msg.find("format version " + std::to_string(version)), std::string::npos) << msg;
+  }
+  EXPECT_EQ(none, nullptr);
+}
+
+TEST_F(CpuSerialize, ForeignOrInconsistentContentsAreRefused) {
+  std::vector<uint8_t> bytes = compiledBytes("tessera-schedule v1\nsymbols M N\n" + unaryKernel("exp"));
+  ASSERT_FALSE(bytes.empty());
+  using Blob = tessera::cpu::SerializedExecutable;
+  struct Case {
+    const char *what;
+    std::function<void(Blob &)> edit;
+    tessera_status_code_t want;
+    const char *message;
+  };
+  const Case cases[] = {
+      {"other LLVM", [](Blob &b) { b.image.llvmVersion = "18.1.8"; }, TESSERA_STATUS_INCOMPATIBLE_VERSION, "LLVM 18.1.8"},
+      {"other triple", [](Blob &b) { b.image.triple = "aarch64-unknown-linux-gnu"; },
+       TESSERA_STATUS_INCOMPATIBLE_VERSION, "aarch64"},
+      {"other architecture", [](Blob &b) { b.target.architecture = "sm_90"; }, TESSERA_STATUS_INCOMPATIBLE_VERSION,
+       "sm_90"},
+      {"missing CPU feature", [](Blob &b) { b.target.features += ",+amx-tile,+amx-int8"; },
+       TESSERA_STATUS_INCOMPATIBLE_VERSION, "amx"},
+      {"bad Schedule IR", [](Blob &b) { b.scheduleText = "garbage"; }, TESSERA_STATUS_CORRUPT_DATA, "Schedule IR"},
+      {"kernel table", [](Blob &b) { b.image.kernels.push_back(b.image.kernels[0]); }, TESSERA_STATUS_CORRUPT_DATA,
+       "kernel table"},
+      {"object bytes", [](Blob &b) { b.image.objects[0] = "not an object file"; }, TESSERA_STATUS_CORRUPT_DATA,
+       "machine code"},
+      {"object truncated", [](Blob &b) { b.image.objects[0].resize(b.image.objects[0].size() / 3); },
+       TESSERA_STATUS_CORRUPT_DATA, "machine code"},
+      {"missing symbol", [](Blob &b) { b.image.kernels[0].loop = "tessera_k9"; }, TESSERA_STATUS_CORRUPT_DATA,
+       "tessera_k9"},
+  };
+  for (const Case &k : cases) {
+    if (std::string(k.what) == "missing CPU feature" && hostHas("amx_tile"))
+      continue;
+    tessera_backend_executable_t *none = nullptr;
+    std::string msg;
+    EXPECT_EQ(load(reencode(bytes, k.edit), &none, &msg), k.want) << k.what << ": " << msg;
+    EXPECT_NE(msg.find(k.message), std::string::npos) << k.what << ": " << msg;
+    EXPECT_EQ(none, nullptr) << k.what;
+  }
+  // Unchanged contents re-encoded still load (the cases above fail for
+  // their edit, not for re-encoding).
+  tessera_backend_executable_t *loaded = nullptr;
+  ASSERT_EQ(load(reencode(bytes, [](Blob &) {}), &loaded), TESSERA_STATUS_OK);
+  destroy(loaded);
 }
 
 TEST_F(CpuBackend, CrossCompileAndDumps) {
