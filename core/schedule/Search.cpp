@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <numeric>
 #include <random>
 #include <set>
@@ -173,15 +174,31 @@ private:
   std::vector<tessera_backend_buffer_t *> buffers_;
 };
 
-// Compiles the candidate alone and measures it.
-Expected<double> measure(const sir::Program &program, size_t kernel, const std::vector<int64_t> &scalars,
-                         const DeviceTarget &target, const Operands &operands, const Knobs &knobs,
-                         const SearchOptions &options) {
+// A candidate compiled alone (a one-kernel program), kept while it may be
+// timed again; destroyed through the plugin.
+class Executable {
+public:
+  Executable(plugin::Plugin &p, tessera_backend_executable_t *exe) : p_(p), exe_(exe) {}
+  ~Executable() {
+    if (auto destroyFn = p_.slot(&tessera_backend_api_t::executable_destroy)) {
+      Error ignored = takeCStatus(destroyFn(p_.instance(), exe_));
+      (void)ignored;
+    }
+  }
+  Executable(const Executable &) = delete;
+  Executable &operator=(const Executable &) = delete;
+  tessera_backend_executable_t *get() const { return exe_; }
+
+private:
+  plugin::Plugin &p_;
+  tessera_backend_executable_t *exe_;
+};
+
+Expected<std::unique_ptr<Executable>> compileCandidate(const sir::Program &program, size_t kernel,
+                                                       const DeviceTarget &target, const Knobs &knobs) {
   plugin::Plugin &p = *target.plugin;
-  const auto *m = measurementOf(p);
   auto compileFn = p.slot(&tessera_backend_api_t::compile);
-  auto destroyFn = p.slot(&tessera_backend_api_t::executable_destroy);
-  if (!m || !compileFn)
+  if (!measurementOf(p) || !compileFn)
     return makeError(ErrorCode::Unsupported, "plugin '" + p.name() + "' cannot measure");
   std::string text = candidateText(program, kernel, knobs);
   tessera_device_description_t d = describe(target);
@@ -196,9 +213,18 @@ Expected<double> measure(const sir::Program &program, size_t kernel, const std::
   tessera_backend_executable_t *exe = nullptr;
   if (Error e = takeCStatus(compileFn(p.instance(), &args, &exe)))
     return e;
+  return std::make_unique<Executable>(p, exe);
+}
+
+// One call of the plugin's measurement extension: the median of
+// `repetitions` timed launches after `warmup` untimed ones.
+Expected<double> timeCandidate(const DeviceTarget &target, const Operands &operands, const Executable &exe,
+                               const std::vector<int64_t> &scalars, uint32_t warmup, uint32_t repetitions) {
+  plugin::Plugin &p = *target.plugin;
+  const auto *m = measurementOf(p);
   tessera_backend_launch_args_t launch{};
   launch.struct_size = sizeof(launch);
-  launch.executable = exe;
+  launch.executable = exe.get();
   launch.kernel_index = 0;
   launch.device_ordinal = target.device->ordinal;
   launch.buffers = operands.buffers().data();
@@ -208,19 +234,50 @@ Expected<double> measure(const sir::Program &program, size_t kernel, const std::
   tessera_backend_measure_args_t margs{};
   margs.struct_size = sizeof(margs);
   margs.launch = &launch;
-  margs.warmup = options.warmup;
-  margs.repetitions = std::max<uint32_t>(1, options.repetitions);
+  margs.warmup = warmup;
+  margs.repetitions = std::max<uint32_t>(1, repetitions);
   tessera_backend_measurement_t out{};
   out.struct_size = sizeof(out);
-  Error e = takeCStatus(m->measure(p.instance(), &margs, &out));
-  if (destroyFn)
-    {
-    Error ignored = takeCStatus(destroyFn(p.instance(), exe));
-    (void)ignored;
-  }
-  if (e)
+  if (Error e = takeCStatus(m->measure(p.instance(), &margs, &out)))
     return e;
   return out.median_seconds;
+}
+
+// Medians per candidate: enough that together they last about
+// minMeasureSeconds (a median of 7 runs of a 100 us kernel covers under a
+// millisecond, and one preemption by another process on a shared machine
+// moves it by tens of percent), between `timings` and `maxTimings`.
+uint32_t timingsFor(double estimate, const SearchOptions &options) {
+  const uint32_t lo = std::max<uint32_t>(1, options.timings);
+  if (options.minMeasureSeconds <= 0 || estimate <= 0)
+    return lo;
+  double want = std::ceil(options.minMeasureSeconds / (estimate * std::max(1u, options.repetitions)));
+  return uint32_t(std::clamp(want, double(lo), double(std::max(lo, options.maxTimings))));
+}
+
+// Model strategy: `order` (the default, then by prediction) with, right
+// after the default, the best-predicted candidate of every value of every
+// knob (in order of prediction, at most half the budget). A cost model that
+// is wrong about one knob (threads on a machine whose cores are busy with
+// other work, say) then still gets each of that knob's values measured,
+// instead of spending the whole budget on its favourite value; TVM's
+// model-guided search keeps random trials (epsilon-greedy) for the same
+// reason.
+std::vector<size_t> withCoverage(const std::vector<size_t> &order, const std::vector<Candidate> &all,
+                                 uint32_t budget) {
+  std::set<std::pair<std::string, std::string>> covered;
+  std::vector<size_t> first{order[0]}, rest;
+  const size_t most = budget / 2;
+  for (size_t j = 1; j < order.size(); ++j) {
+    const Candidate &c = all[order[j]];
+    bool fresh = false;
+    if (c.feasible)
+      for (const auto &[key, value] : c.knobs)
+        fresh = covered.insert({key, printKnobs({{key, value}})}).second || fresh;
+    (fresh && first.size() <= most ? first : rest).push_back(order[j]);
+  }
+  first.insert(first.end(), rest.begin(), rest.end());
+  return first;
 }
 
 } // namespace
@@ -284,19 +341,13 @@ std::vector<Knobs> enumerateSpace(const sir::Program &program, size_t kernel, co
   }
   if (base.empty())
     base.push_back(k.knobs);
-  std::vector<Knobs> withExtras;
-  // Knobs a plugin does not use are rejected by its cost model (feasible = 0)
-  // before any measurement; the core never special-cases a plugin.
-  for (const Knobs &b : base) {
-    for (int64_t v : {1, 4, 8})
-      for (int64_t u : {1, 4}) {
-        Knobs kn = b;
-        kn["vector"] = v;
-        kn["unroll"] = u;
-        withExtras.push_back(kn);
-      }
-  }
-  for (const Knobs &b : withExtras)
+  // `vector` and `unroll` are not enumerated: no plugin's code generator
+  // reads them (the CPU plugin leaves both to LLVM and its GEMM micro-kernel
+  // takes the ISA's width; the CUDA plugin picks them per kernel path), so
+  // each value would repeat the same code, multiply the space by six and
+  // add points whose measured differences are only noise. A schedule file
+  // can still set them; the cost model checks what it accepts.
+  for (const Knobs &b : base)
     for (int64_t t : threads) {
       Knobs kn = b;
       kn["threads"] = t;
@@ -350,20 +401,87 @@ Expected<KernelResult> tuneKernel(const sir::Program &program, size_t kernel, co
   auto budgetLeft = [&] {
     return r.measured < budget && (options.maxSeconds <= 0 || elapsed() < options.maxSeconds);
   };
+  // Executables of the candidates to be timed again (all measured ones, or
+  // the fastest confirmLimit and the default), so re-timing needs no
+  // recompile.
+  std::map<size_t, std::unique_ptr<Executable>> kept;
+  const size_t keep = size_t(options.confirmLimit) + 1;
+  auto keepExecutable = [&](size_t i, std::unique_ptr<Executable> exe) {
+    kept[i] = std::move(exe);
+    while (kept.size() > keep) {
+      auto worst = kept.end();
+      for (auto it = kept.begin(); it != kept.end(); ++it)
+        if (it->first != 0 && (worst == kept.end() || r.all[it->first].measured > r.all[worst->first].measured))
+          worst = it;
+      if (worst == kept.end())
+        break;
+      kept.erase(worst);
+    }
+  };
+  // A failed compile or launch makes the candidate infeasible (with the
+  // plugin's reason); the search goes on.
+  auto fail = [&](Candidate &c, const Error &e) {
+    c.feasible = false;
+    c.reason = e.message();
+    return Error::success();
+  };
   auto measureOne = [&](size_t i) -> Error {
     Candidate &c = r.all[i];
     if (!c.feasible || c.measured >= 0)
       return Error::success();
-    Expected<double> t = measure(program, kernel, scalars, target, *operands, c.knobs, options);
-    if (!t) {
-      c.feasible = false;
-      c.reason = t.error().message();
-      return Error::success();
+    Expected<std::unique_ptr<Executable>> exe = compileCandidate(program, kernel, target, c.knobs);
+    if (!exe)
+      return fail(c, exe.error());
+    // The first median (after the warm-up) estimates the run time; then
+    // more medians until they cover about minMeasureSeconds, and the lowest
+    // is kept: interference on a shared machine only ever adds time, and a
+    // burst of it spoils the medians it overlaps, not all of them.
+    Expected<double> t = timeCandidate(target, *operands, **exe, scalars, options.warmup, options.repetitions);
+    if (!t)
+      return fail(c, t.error());
+    double best = *t;
+    for (uint32_t j = 1, n = timingsFor(best, options); j < n; ++j) {
+      Expected<double> again = timeCandidate(target, *operands, **exe, scalars, 1, options.repetitions);
+      if (!again)
+        return fail(c, again.error());
+      best = std::min(best, *again);
     }
-    c.measured = *t;
+    c.measured = best;
     ++r.measured;
+    keepExecutable(i, std::move(*exe));
     if (options.progress)
       options.progress(k.name, uint32_t(r.measured), budget);
+    return Error::success();
+  };
+  // Interleaved re-timing of the measured candidates: rounds over the kept
+  // executables, each in a rotated order, so that the timings of one
+  // candidate lie seconds apart. On a shared machine whose load comes and
+  // goes (a second core free for a while, then busy with someone's build)
+  // every candidate then sees the quiet spells too, instead of some being
+  // measured only in a busy one; each keeps the minimum of its medians. This
+  // is what makes the ranking, and a choice between candidates a few
+  // percent apart, repeatable.
+  auto confirm = [&]() -> Error {
+    std::vector<size_t> ids;
+    for (const auto &entry : kept)
+      if (r.all[entry.first].feasible && r.all[entry.first].measured >= 0)
+        ids.push_back(entry.first);
+    if (ids.size() < 2)
+      return Error::success();
+    for (uint32_t round = 0; round < options.confirmRounds; ++round)
+      for (size_t j = 0; j < ids.size(); ++j) {
+        if (options.maxSeconds > 0 && elapsed() >= options.maxSeconds)
+          return Error::success();
+        const size_t id = ids[(j + round) % ids.size()];
+        Candidate &c = r.all[id];
+        for (uint32_t n = timingsFor(c.measured, options); c.feasible && n-- > 0;) {
+          Expected<double> t = timeCandidate(target, *operands, *kept[id], scalars, 1, options.repetitions);
+          if (!t)
+            (void)fail(c, t.error());
+          else
+            c.measured = std::min(c.measured, *t);
+        }
+      }
     return Error::success();
   };
 
@@ -371,10 +489,13 @@ Expected<KernelResult> tuneKernel(const sir::Program &program, size_t kernel, co
   // or model without a cost model), or evolution.
   std::vector<size_t> order(space.size());
   std::iota(order.begin(), order.end(), 0);
-  if (r.hasModel && options.strategy != Strategy::Exhaustive)
+  if (r.hasModel && options.strategy != Strategy::Exhaustive) {
     std::stable_sort(order.begin() + 1, order.end(), [&](size_t a, size_t b) {
       return r.all[a].predicted < r.all[b].predicted;
     });
+    if (options.strategy == Strategy::Model)
+      order = withCoverage(order, r.all, budget);
+  }
   if (r.hasMeasurement) {
     // The default schedule is always measured first (the baseline).
     if (Error e = measureOne(0))
@@ -440,6 +561,10 @@ Expected<KernelResult> tuneKernel(const sir::Program &program, size_t kernel, co
       }
     }
   }
+  if (r.hasMeasurement)
+    if (Error e = confirm())
+      return e;
+  kept.clear();
   // Choose: fastest measured; else best predicted; else the default.
   size_t best = 0;
   bool any = false;

@@ -23,10 +23,9 @@ const char *strategyName(Strategy s);
 
 // The knob space of a kernel with concrete parallel extents. Matmul kernels:
 // GEMM blocking mc x kc x nc (values not exceeding their dimension but one)
-// x threads; loop kernels: tile sizes per parallel loop x vector widths x
-// unroll factors x threads. Knobs a plugin does not use are rejected by its
-// cost model before measurement. The default schedule (the kernel's own
-// knobs) is always candidate 0.
+// x threads; loop kernels: tile sizes per parallel loop x threads. Points a
+// plugin cannot run are rejected by its cost model before measurement. The
+// default schedule (the kernel's own knobs) is always candidate 0.
 std::vector<Knobs> enumerateSpace(const schedule::Program &program, size_t kernel,
                                   const std::vector<int64_t> &scalars, unsigned cores);
 
@@ -34,9 +33,19 @@ struct SearchOptions {
   Strategy strategy = Strategy::Model;
   uint32_t maxTrials = 32;        // measured candidates per kernel (0 = no limit)
   double maxSeconds = 0;          // per kernel wall-clock budget (0 = no limit)
+  // Timing of one candidate: `warmup` untimed runs, then medians of
+  // `repetitions` timed runs each, as many as cover `minMeasureSeconds`
+  // (at least `timings`, at most `maxTimings`); the lowest median is the
+  // candidate's figure.
   uint32_t warmup = 2, repetitions = 7;
+  uint32_t timings = 3, maxTimings = 32;
+  double minMeasureSeconds = 0.03;
+  // After the search every measured candidate (the `confirmLimit` fastest
+  // and the default, when more were measured) is timed again in
+  // `confirmRounds` interleaved rounds; each keeps the minimum of all its
+  // medians. Re-timings do not count as trials.
+  uint32_t confirmLimit = 128, confirmRounds = 3;
   uint64_t seed = 1;
-  bool measureAll = false;        // exhaustive: keep every measurement (benchmarks)
   // Called after each measurement: kernel name, measured so far, budget.
   std::function<void(const std::string &, uint32_t, uint32_t)> progress;
 };
