@@ -1,5 +1,7 @@
 #include "CostModel.h"
 
+#include "FlashAttention.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -70,6 +72,12 @@ void resourceEstimate(const Kernel &kernel, const KernelPlan &plan, LaunchMode m
     int acc = (t.bm / t.warpsM) * (t.bn / t.warpsN) / 32;
     regs = std::min(255, 48 + acc + (t.bm * t.bk + t.bk * t.bn) / t.threads() / (elem == 2 ? 2 : 1));
   }
+  if (mode == LaunchMode::GemmAsync || mode == LaunchMode::Wgmma) {
+    const PipelinedGemm &c = mode == LaunchMode::Wgmma ? plan.gemm.wgmmaConfig : plan.gemm.asyncConfig;
+    shared = c.sharedBytes();
+    // Accumulators, plus fragments (mma.sync) or descriptors and addresses.
+    regs = std::min(255, c.bm * c.bn / c.threads() + (mode == LaunchMode::Wgmma ? 40 : 72));
+  }
   *registers = regs;
   *sharedBytes = shared;
 }
@@ -106,8 +114,10 @@ double arithmeticWeight(Op op) {
 
 CostResult estimateKernelCost(const Program &program, size_t kernel, const KernelPlan &plan, const GpuModel &gpu,
                               const int64_t *symbols) {
-  CostResult r;
   const Kernel &k = program.kernels[kernel];
+  if (k.kind == Kernel::Kind::Attention)
+    return estimateAttentionCost(program, kernel, plan, gpu, symbols);
+  CostResult r;
   LaunchConfig cfg;
   std::string error;
   planLaunch(program, kernel, plan, symbols, static_cast<uint32_t>(gpu.smCount), &cfg, &error);
@@ -157,11 +167,21 @@ CostResult estimateKernelCost(const Program &program, size_t kernel, const Kerne
   // code loses bandwidth roughly in proportion.
   double bwEff = 0.85 * std::min(1.0, r.occupancy / 0.5) * fill;
   double computeRate = gpu.fp32FlopsPerSecond * 0.5 * fill;
-  if (cfg.mode == LaunchMode::Gemm) {
+  if (cfg.mode == LaunchMode::Gemm || cfg.mode == LaunchMode::GemmAsync || cfg.mode == LaunchMode::Wgmma) {
     int64_t K = product(k.stages[0].inner, symbols);
     r.flops = 2.0 * double(P) * double(K);
     double peak = plan.gemm.input == GemmInput::TF32 ? gpu.tf32FlopsPerSecond : gpu.tensorFlopsPerSecond;
-    computeRate = peak * 0.45 * fill; // mma.sync reaches about half of Hopper's wgmma peak
+    // Fractions of the datasheet rate measured on an H200 at 4096^3
+    // (docs/perf.md, 2026-11-21): wgmma 0.50, the cp.async + ldmatrix
+    // mma.sync pipeline 0.33, the register double-buffered mma.sync 0.16.
+    double efficiency = cfg.mode == LaunchMode::Wgmma ? 0.50 : cfg.mode == LaunchMode::GemmAsync ? 0.33 : 0.16;
+    // Short K leaves the pipeline's fill and drain unamortized: wgmma ran
+    // at 0.25 with K = 1024 (4096x4096) and 0.32 with K = 2048 (8192x8192)
+    // in the transformer block (docs/perf.md, 2026-11-21): about
+    // sqrt(K / 4096) of its 4096^3 rate.
+    if (K < 4096)
+      efficiency *= std::sqrt(double(std::max<int64_t>(K, 1)) / 4096.0);
+    computeRate = peak * efficiency * fill;
   } else if (cfg.mode == LaunchMode::Thread && plan.hasReduce) {
     // One thread walks each row serially: parallelism is P threads.
     double threadsAvail = double(gpu.smCount) * gpu.maxThreadsPerSm;
@@ -173,6 +193,56 @@ CostResult estimateKernelCost(const Program &program, size_t kernel, const Kerne
   double tCompute = r.flops / std::max(1.0, computeRate);
   r.seconds = gpu.launchSeconds + std::max(tMem, tCompute);
   return r;
+}
+
+CostResult estimateLibraryCost(const Program &program, size_t kernel, const KernelPlan &plan, const GpuModel &gpu,
+                               const int64_t *symbols) {
+  CostResult r;
+  r.library = true;
+  r.mode = LaunchMode::LibEpilogue;
+  const Kernel &k = program.kernels[kernel];
+  if (!plan.library.usable) {
+    r.feasible = false;
+    r.reason = "library 'cublaslt' applies to canonical bf16/f16/f32 matmul kernels only (" + plan.library.why + ")";
+    return r;
+  }
+  const size_t np = k.parallel.size();
+  int64_t P = product(k.parallel, symbols), K = product(k.stages[0].inner, symbols);
+  for (const Operand &o : k.operands)
+    r.bytes += double(product(o.shape, symbols)) * double(dtypeSize(o.dtype));
+  r.flops = 2.0 * double(P) * double(K);
+  if (P == 0) {
+    r.seconds = gpu.launchSeconds;
+    return r;
+  }
+  // cuBLASLt bf16 GEMM ran at 0.78 of the H200's datasheet rate at 4096^3
+  // (docs/perf.md); f32 without tf32 runs on the CUDA cores.
+  double peak = plan.library.input != TESSERA_DTYPE_F32 ? gpu.tensorFlopsPerSecond * 0.78
+                : plan.library.tf32                     ? gpu.tf32FlopsPerSecond * 0.7
+                                                        : gpu.fp32FlopsPerSecond * 0.8;
+  // Its kernels tile down to 64x64 (and split K) for small outputs.
+  int64_t M = std::max<int64_t>(1, evalIndex(k.parallel[np - 2], symbols, nullptr, nullptr, nullptr));
+  int64_t N = std::max<int64_t>(1, evalIndex(k.parallel[np - 1], symbols, nullptr, nullptr, nullptr));
+  double tiles = double((M + 63) / 64) * double((N + 63) / 64) * double(P / (M * N));
+  double fill = std::min(1.0, std::max(tiles, double(K) / 1024.0) / gpu.smCount);
+  // The host call costs about as much again as a kernel launch.
+  r.seconds = 2 * gpu.launchSeconds + std::max(r.bytes / (gpu.dramBytesPerSecond * 0.9), r.flops / (peak * fill));
+  // _epi: the f32 product written, then read; narrow: the output read and
+  // written again in place.
+  if (!plan.library.direct)
+    r.seconds += gpu.launchSeconds +
+                 double(P) * (plan.library.narrow ? 2.0 * dtypeSize(plan.library.input) : 8.0) /
+                     (gpu.dramBytesPerSecond * 0.8);
+  r.occupancy = fill;
+  return r;
+}
+
+bool libraryPreferred(const Program &program, size_t kernel, const KernelPlan &plan, const GpuModel &gpu,
+                      const int64_t *symbols) {
+  CostResult lib = estimateLibraryCost(program, kernel, plan, gpu, symbols);
+  if (!lib.feasible)
+    return false;
+  return lib.seconds < estimateKernelCost(program, kernel, plan, gpu, symbols).seconds;
 }
 
 } // namespace tessera::cuda

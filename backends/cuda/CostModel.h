@@ -38,6 +38,7 @@ struct CostResult {
   double seconds = 0, flops = 0, bytes = 0;
   double occupancy = 0; // resident warps / maximum, 0..1
   LaunchMode mode = LaunchMode::Thread;
+  bool library = false;  // the cuBLASLt path (estimateLibraryCost)
 };
 
 // Registers per thread and static shared memory per block the generator's
@@ -47,6 +48,19 @@ void resourceEstimate(const schedule::Kernel &kernel, const KernelPlan &plan, La
 
 CostResult estimateKernelCost(const schedule::Program &program, size_t kernel, const KernelPlan &plan,
                               const GpuModel &gpu, const int64_t *symbols);
+
+// The cuBLASLt path of a matmul kernel (CublasLt.h): cuBLAS's measured
+// fraction of the tensor-core rate, its small-tile behaviour, the host call,
+// and the generated epilogue's extra pass when cuBLASLt cannot apply it.
+// Infeasible when the kernel is not one cuBLASLt runs. Availability of the
+// library is the caller's question (cublasLtAvailable).
+CostResult estimateLibraryCost(const schedule::Program &program, size_t kernel, const KernelPlan &plan,
+                               const GpuModel &gpu, const int64_t *symbols);
+
+// The default schedule's choice (no `library` knob): cuBLASLt when its
+// estimate beats the generated kernel's.
+bool libraryPreferred(const schedule::Program &program, size_t kernel, const KernelPlan &plan, const GpuModel &gpu,
+                      const int64_t *symbols);
 
 } // namespace tessera::cuda
 

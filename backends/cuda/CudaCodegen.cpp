@@ -1,5 +1,7 @@
 #include "CudaCodegen.h"
 
+#include "FlashAttention.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -19,6 +21,9 @@ const char *launchModeName(LaunchMode mode) {
   case LaunchMode::Thread: return "thread";
   case LaunchMode::Block: return "block";
   case LaunchMode::Gemm: return "gemm";
+  case LaunchMode::GemmAsync: return "gemma";
+  case LaunchMode::Wgmma: return "wgmma";
+  case LaunchMode::LibEpilogue: return "epi";
   }
   return "?";
 }
@@ -855,8 +860,9 @@ struct Emitter {
 
   size_t numBase() const { return kernel.operands.size() + program.symbols.size(); }
 
-  void emitPrologue(const std::string &fn, size_t slots, int launchBounds) {
-    out << "extern \"C\" __global__ void __launch_bounds__(" << launchBounds << ") " << fn << "(const TsrP" << slots
+  void emitPrologue(const std::string &fn, size_t slots, int launchBounds, int minBlocks = 0) {
+    out << "extern \"C\" __global__ void __launch_bounds__(" << launchBounds
+        << (minBlocks > 0 ? ", " + std::to_string(minBlocks) : std::string()) << ") " << fn << "(const TsrP" << slots
         << " P) {\n";
     for (size_t o = 0; o < kernel.operands.size(); ++o) {
       const Operand &op = kernel.operands[o];
@@ -1206,6 +1212,14 @@ struct Emitter {
   // ---- GEMM ------------------------------------------------------------------
 
   void emitGemm(const std::string &fn, size_t slots, const GemmPlan &g);
+  // Shared by every GEMM-path function: strides and extents after the
+  // prologue, the batch point's coordinates and operand pointers, and the
+  // epilogue stages with the reduce value bound.
+  void emitGemmExtents(const GemmPlan &g);
+  void emitGemmBatchSetup(const GemmPlan &g, const std::string &indent);
+  void emitEpilogueStages(const std::string &accExpr, const std::string &indent);
+  void emitPipelined(const std::string &fn, size_t slots, const GemmPlan &g, const PipelinedGemm &cfg);
+  void emitLibraryEpilogue(const std::string &fn, size_t slots, const LibraryPlan &lib);
 };
 
 // Affine in loop variables: no div/mod/min/max/comparison/value refs touching
@@ -1222,6 +1236,29 @@ bool affine(const IndexExpr &e) {
     return affine(e.args[0]) && affine(e.args[1]);
   default: return !loopy(e) && !mentions(e, K::Value);
   }
+}
+
+// e is `v`, `v + x`, `x + v` or `v - x` with x free of v: unit stride in v.
+bool unitTerm(const IndexExpr &e, K kind, int64_t which) {
+  if (e.kind == kind && e.value == which)
+    return true;
+  if (e.kind == K::Add)
+    return (unitTerm(e.args[0], kind, which) && !mentions(e.args[1], kind, which)) ||
+           (unitTerm(e.args[1], kind, which) && !mentions(e.args[0], kind, which));
+  if (e.kind == K::Sub)
+    return unitTerm(e.args[0], kind, which) && !mentions(e.args[1], kind, which);
+  return false;
+}
+
+// The access moves by one element per step of loop variable (kind, which):
+// only the innermost index mentions it, with unit coefficient.
+bool unitStride(const std::vector<IndexExpr> &index, K kind, int64_t which) {
+  if (index.empty())
+    return false;
+  for (size_t d = 0; d + 1 < index.size(); ++d)
+    if (mentions(index[d], kind, which))
+      return false;
+  return unitTerm(index.back(), kind, which);
 }
 
 GemmPlan planGemm(const Kernel &k) {
@@ -1273,6 +1310,18 @@ GemmPlan planGemm(const Kernel &k) {
   g.aOperand = la.operand;
   g.bOperand = lb.operand;
   g.usable = true;
+  // Layouts for the pipelined variants.
+  g.aKContig = unitStride(la.index, K::Inner, 0);
+  g.bNContig = unitStride(lb.index, K::Parallel, static_cast<int64_t>(g.nLoop));
+  g.bKContig = !g.bNContig && unitStride(lb.index, K::Inner, 0);
+  if (k.stages.size() == 2 && k.stages[1].kind == Stage::Kind::Map && k.stages[1].inner.empty() &&
+      k.stages[1].body.size() == 1 && k.stages[1].body[0].isStore && k.stages[1].body[0].args.size() == 1 &&
+      k.stages[1].body[0].args[0] == red.result) {
+    const Instr &st = k.stages[1].body[0];
+    tessera_dtype_t od = k.operands[st.operand].dtype;
+    g.plainStore = (od == TESSERA_DTYPE_BF16 || od == TESSERA_DTYPE_F16) && !st.mask &&
+                   unitStride(st.index, K::Parallel, static_cast<int64_t>(g.nLoop));
+  }
   return g;
 }
 
@@ -1331,17 +1380,11 @@ void Emitter::emitGemm(const std::string &fn, size_t slots, const GemmPlan &g) {
   const std::string et = tf32 ? "float" : "unsigned short";
   const std::string pad = tf32 ? "4" : "8"; // breaks bank conflicts on fragment reads
   const Operand &opA = kernel.operands[g.aOperand], &opB = kernel.operands[g.bOperand];
-  const size_t base = numBase();
   emitPrologue(fn, slots, t.threads());
-  out << "  const long long sAm = (long long)P.u[" << base + 0 << "], sAk = (long long)P.u[" << base + 1 << "];\n";
-  out << "  const long long sBk = (long long)P.u[" << base + 2 << "], sBn = (long long)P.u[" << base + 3 << "];\n";
+  emitGemmExtents(g);
   // 16-byte loads when the launcher proved both operands contiguous along
   // their inner dim with 8-element aligned rows (checked per launch).
-  out << "  const bool tsr_vec = P.u[" << base + 4 << "] != 0ULL; (void)tsr_vec;\n";
-  emitParallelExtents("  ");
-  out << "  const long long tsr_M = tsr_e" << g.mLoop << ", tsr_N = tsr_e" << g.nLoop << ";\n";
-  out << "  const long long tsr_K = " << idx(kernel.stages[0].inner[0]) << ";\n";
-  out << "  const long long tsr_B = tsr_P / (tsr_M * tsr_N > 0 ? tsr_M * tsr_N : 1LL);\n";
+  out << "  const bool tsr_vec = P.u[" << numBase() + 4 << "] != 0ULL; (void)tsr_vec;\n";
   out << "  __shared__ __align__(16) " << et << " sA[" << t.bm << "][" << t.bk << " + " << pad << "];\n";
   out << "  __shared__ __align__(16) " << et << " sB[" << t.bk << "][" << t.bn << " + " << pad << "];\n";
   out << "  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;\n";
@@ -1349,27 +1392,7 @@ void Emitter::emitGemm(const std::string &fn, size_t slots, const GemmPlan &g) {
       << ";\n";
   out << "  const int g = lane >> 2, q = lane & 3;\n";
   out << "  for (long long tsr_bt = blockIdx.z; tsr_bt < tsr_B; tsr_bt += gridDim.z) {\n";
-  // Batch coordinates: the leading parallel loops.
-  out << "    long long tsr_q = tsr_bt;\n";
-  for (size_t i = g.mLoop; i-- > 0;) {
-    if (i == 0)
-      out << "    const long long p0 = tsr_q;\n";
-    else
-      out << "    const long long p" << i << " = tsr_q % tsr_e" << i << "; tsr_q /= tsr_e" << i << ";\n";
-  }
-  out << "    (void)tsr_q;\n";
-  // A0/B0: the loads' offsets at m = n = k = 0 for this batch point.
-  auto zeroOffset = [&](const Instr &l) {
-    out << "    {\n      const long long p" << g.mLoop << " = 0, p" << g.nLoop << " = 0, r0 = 0; (void)p" << g.mLoop
-        << "; (void)p" << g.nLoop << "; (void)r0;\n";
-    out << "      " << (l.operand == g.aOperand ? "tsr_A0" : "tsr_B0") << " = " << offset(l.operand, l.index) << ";\n";
-    out << "    }\n";
-  };
-  out << "    long long tsr_A0, tsr_B0;\n";
-  zeroOffset(kernel.stages[0].body[0].operand == g.aOperand ? kernel.stages[0].body[0] : kernel.stages[0].body[1]);
-  zeroOffset(kernel.stages[0].body[0].operand == g.bOperand ? kernel.stages[0].body[0] : kernel.stages[0].body[1]);
-  out << "    const " << stype(opA.dtype) << "* gA = b" << g.aOperand << " + tsr_A0;\n";
-  out << "    const " << stype(opB.dtype) << "* gB = b" << g.bOperand << " + tsr_B0;\n";
+  emitGemmBatchSetup(g, "    ");
   out << "    for (long long tsr_tile = blockIdx.x; ; tsr_tile += gridDim.x) {\n";
   out << "      const long long tilesN = (tsr_N + " << t.bn - 1 << ") / " << t.bn << ";\n";
   out << "      const long long tm = tsr_tile / tilesN, tn = tsr_tile % tilesN;\n";
@@ -1409,12 +1432,14 @@ void Emitter::emitGemm(const std::string &fn, size_t slots, const GemmPlan &g) {
     // A: consecutive threads along K; B: consecutive threads along N.
     std::string la = tf32 ? decode(opA.dtype, "gA[gm * sAm + gk * sAk]") : "gA[gm * sAm + gk * sAk]";
     std::string lb = tf32 ? decode(opB.dtype, "gB[gk * sBk + gn * sBn]") : "gB[gk * sBk + gn * sBn]";
-    out << indent << "for (int e = 0; e < " << aPer << "; ++e) {\n";
+    // Partly unrolled: fully unrolled, these strided loads pushed the
+    // kernel past 255 registers (spills) for some index maps.
+    out << "#pragma unroll 4\n" << indent << "for (int e = 0; e < " << aPer << "; ++e) {\n";
     out << indent << "  const int idx = tid + e * " << t.threads() << ", mm = idx / " << t.bk << ", kk = idx % " << t.bk << ";\n";
     out << indent << "  const long long gm = m0 + mm, gk = k0 + kk;\n";
     out << indent << "  sA[mm][kk] = (gm < tsr_M && gk < tsr_K) ? " << la << " : " << lz << ";\n";
     out << indent << "}\n";
-    out << indent << "for (int e = 0; e < " << bPer << "; ++e) {\n";
+    out << "#pragma unroll 4\n" << indent << "for (int e = 0; e < " << bPer << "; ++e) {\n";
     out << indent << "  const int idx = tid + e * " << t.threads() << ", kk = idx / " << t.bn << ", nn = idx % " << t.bn << ";\n";
     out << indent << "  const long long gk = k0 + kk, gn = n0 + nn;\n";
     out << indent << "  sB[kk][nn] = (gk < tsr_K && gn < tsr_N) ? " << lb << " : " << lz << ";\n";
@@ -1493,38 +1518,169 @@ void Emitter::emitGemm(const std::string &fn, size_t slots, const GemmPlan &g) {
   out << "      }\n";
   // Epilogue: every accumulator element in range runs stages 1.. with the
   // contraction's reduce value bound to it.
-  const Instr &red = kernel.stages[0].body[3];
   out << "#pragma unroll\n      for (int i = 0; i < " << mt << "; ++i)\n#pragma unroll\n        for (int j = 0; j < " << nt
       << "; ++j)\n#pragma unroll\n          for (int c = 0; c < 4; ++c) {\n";
   out << "            const long long p" << g.mLoop << " = m0 + wm0 + i * 16 + g + (c >> 1) * 8;\n";
   out << "            const long long p" << g.nLoop << " = n0 + wn0 + j * 8 + 2 * q + (c & 1);\n";
   out << "            if (p" << g.mLoop << " >= tsr_M || p" << g.nLoop << " >= tsr_N) continue;\n";
-  out << "            const " << ctype(red.dtype) << " " << val(red.result) << " = "
-      << convert("acc[i][j][c]", TESSERA_DTYPE_F32, red.dtype) << ";\n";
-  // Later stages (epilogue) with their own reduce declarations.
-  {
-    std::string indent = "            ";
-    for (size_t si = 1; si < kernel.stages.size(); ++si)
-      for (const Instr &in : kernel.stages[si].body)
-        if (!in.isStore && in.op == Op::Reduce)
-          out << indent << ctype(in.dtype) << " " << val(in.result) << ";\n";
-    for (size_t si = 1; si < kernel.stages.size(); ++si) {
-      const Stage &stage = kernel.stages[si];
-      out << indent << "{\n";
-      emitStageExtents(stage, si, indent + "  ");
-      emitAccDecls(stage, indent + "  ");
-      std::string lin = "tsr_l" + std::to_string(si);
-      out << indent << "  for (long long " << lin << " = 0; " << lin << " < tsr_n" << si << "; ++" << lin << ") {\n";
-      emitInnerDecompose(stage, si, indent + "    ", lin);
-      emitBody(stage, indent + "    ", lin);
-      out << indent << "  }\n";
-      emitReduceFinalize(stage, indent + "  ");
-      out << indent << "}\n";
-    }
-  }
+  emitEpilogueStages("acc[i][j][c]", "            ");
   out << "          }\n";
   out << "    }\n";
   out << "  }\n}\n\n";
+}
+
+void Emitter::emitGemmExtents(const GemmPlan &g) {
+  const size_t base = numBase();
+  out << "  const long long sAm = (long long)P.u[" << base + 0 << "], sAk = (long long)P.u[" << base + 1 << "];\n";
+  out << "  const long long sBk = (long long)P.u[" << base + 2 << "], sBn = (long long)P.u[" << base + 3 << "];\n";
+  out << "  (void)sAm; (void)sAk; (void)sBk; (void)sBn;\n";
+  emitParallelExtents("  ");
+  out << "  const long long tsr_M = tsr_e" << g.mLoop << ", tsr_N = tsr_e" << g.nLoop << ";\n";
+  out << "  const long long tsr_K = " << idx(kernel.stages[0].inner[0]) << ";\n";
+  out << "  const long long tsr_B = tsr_P / (tsr_M * tsr_N > 0 ? tsr_M * tsr_N : 1LL);\n";
+}
+
+void Emitter::emitGemmBatchSetup(const GemmPlan &g, const std::string &indent) {
+  const Operand &opA = kernel.operands[g.aOperand], &opB = kernel.operands[g.bOperand];
+  // Batch coordinates: the leading parallel loops.
+  if (g.mLoop > 0)
+    out << indent << "long long tsr_q = tsr_bt;\n";
+  for (size_t i = g.mLoop; i-- > 0;) {
+    if (i == 0)
+      out << indent << "const long long p0 = tsr_q;\n";
+    else
+      out << indent << "const long long p" << i << " = tsr_q % tsr_e" << i << "; tsr_q /= tsr_e" << i << ";\n";
+  }
+  // A0/B0: the loads' offsets at m = n = k = 0 for this batch point.
+  auto zeroOffset = [&](const Instr &l) {
+    out << indent << "{\n" << indent << "  const long long p" << g.mLoop << " = 0, p" << g.nLoop << " = 0, r0 = 0; (void)p"
+        << g.mLoop << "; (void)p" << g.nLoop << "; (void)r0;\n";
+    out << indent << "  " << (l.operand == g.aOperand ? "tsr_A0" : "tsr_B0") << " = " << offset(l.operand, l.index)
+        << ";\n";
+    out << indent << "}\n";
+  };
+  out << indent << "long long tsr_A0, tsr_B0;\n";
+  zeroOffset(kernel.stages[0].body[0].operand == g.aOperand ? kernel.stages[0].body[0] : kernel.stages[0].body[1]);
+  zeroOffset(kernel.stages[0].body[0].operand == g.bOperand ? kernel.stages[0].body[0] : kernel.stages[0].body[1]);
+  out << indent << "const " << stype(opA.dtype) << "* gA = b" << g.aOperand << " + tsr_A0;\n";
+  out << indent << "const " << stype(opB.dtype) << "* gB = b" << g.bOperand << " + tsr_B0;\n";
+}
+
+// Stages 1.. (the epilogue) at one (m, n) point whose parallel loop
+// variables are declared, with the contraction's reduce value `accExpr`.
+void Emitter::emitEpilogueStages(const std::string &accExpr, const std::string &indent) {
+  const Instr &red = kernel.stages[0].body[3];
+  out << indent << "const " << ctype(red.dtype) << " " << val(red.result) << " = "
+      << convert(accExpr, TESSERA_DTYPE_F32, red.dtype) << ";\n";
+  // Later stages with their own reduce declarations.
+  for (size_t si = 1; si < kernel.stages.size(); ++si)
+    for (const Instr &in : kernel.stages[si].body)
+      if (!in.isStore && in.op == Op::Reduce)
+        out << indent << ctype(in.dtype) << " " << val(in.result) << ";\n";
+  for (size_t si = 1; si < kernel.stages.size(); ++si) {
+    const Stage &stage = kernel.stages[si];
+    out << indent << "{\n";
+    emitStageExtents(stage, si, indent + "  ");
+    emitAccDecls(stage, indent + "  ");
+    std::string lin = "tsr_l" + std::to_string(si);
+    out << indent << "  for (long long " << lin << " = 0; " << lin << " < tsr_n" << si << "; ++" << lin << ") {\n";
+    emitInnerDecompose(stage, si, indent + "    ", lin);
+    emitBody(stage, indent + "    ", lin);
+    out << indent << "  }\n";
+    emitReduceFinalize(stage, indent + "  ");
+    out << indent << "}\n";
+  }
+}
+
+// The pipelined main loops of GemmKernel.h with this kernel's prologue,
+// batch pointers and epilogue.
+void Emitter::emitPipelined(const std::string &fn, size_t slots, const GemmPlan &g, const PipelinedGemm &cfg) {
+  GemmHooks h;
+  h.out = &out;
+  h.prologue = [&] {
+    emitPrologue(fn, slots, cfg.threads(), 1);
+    emitGemmExtents(g);
+  };
+  h.batchSetup = [&](const std::string &indent) { emitGemmBatchSetup(g, indent); };
+  auto bind = [&](const std::string &indent) {
+    out << indent << "const long long p" << g.mLoop << " = tsr_em, p" << g.nLoop << " = tsr_en; (void)p" << g.mLoop
+        << "; (void)p" << g.nLoop << ";\n";
+  };
+  h.element = [&](const std::string &indent) {
+    out << indent << "{\n";
+    bind(indent + "  ");
+    emitEpilogueStages("tsr_acc", indent + "  ");
+    out << indent << "}\n";
+  };
+  if (cfg.plainStore) {
+    // One store of the reduce value at [..., p_M, p_N] (unit stride along
+    // p_N): 8 columns per thread, one 16-byte store when the row chunk is
+    // whole and aligned.
+    h.chunk8 = [&](const std::string &indent) {
+      const Instr &red = kernel.stages[0].body[3];
+      const Instr &st = kernel.stages[1].body[0];
+      const Operand &o = kernel.operands[st.operand];
+      auto enc = [&](int e) {
+        return "(unsigned)(" + encode(convert("tsr_v" + std::to_string(e), TESSERA_DTYPE_F32, red.dtype), red.dtype,
+                                      o.dtype) +
+               ")";
+      };
+      out << indent << "{\n";
+      bind(indent + "  ");
+      out << indent << "  " << stype(o.dtype) << "* tsr_o = b" << st.operand << " + " << offset(st.operand, st.index)
+          << ";\n";
+      // Inline PTX: as a plain uint4 store, NVRTC merged it with the
+      // scalar branch into four 4-byte stores.
+      out << indent << "  if (tsr_nv == 8 && (((unsigned long long)tsr_o) & 15ULL) == 0ULL) {\n";
+      out << indent << "    asm volatile(\"st.global.v4.u32 [%0], {%1, %2, %3, %4};\" :: \"l\"(__cvta_generic_to_global(tsr_o)), \"r\"("
+          << enc(0) << " | (" << enc(1) << " << 16)), \"r\"(" << enc(2) << " | (" << enc(3) << " << 16)), \"r\"(" << enc(4)
+          << " | (" << enc(5) << " << 16)), \"r\"(" << enc(6) << " | (" << enc(7) << " << 16)) : \"memory\");\n";
+      out << indent << "  } else {\n";
+      for (int e = 0; e < 8; ++e)
+        out << indent << "    if (" << e << " < tsr_nv) tsr_o[" << e << "] = (" << stype(o.dtype) << ")" << enc(e)
+            << ";\n";
+      out << indent << "  }\n" << indent << "}\n";
+    };
+  }
+  emitPipelinedGemm(fn, cfg, h);
+}
+
+// After cuBLASLt wrote the f32 product P (dense [batch..., M, N], slot
+// numBase() + 5): the epilogue stages per parallel point, grid-stride.
+// LibraryPlan::narrow: P is the output itself, rounded to its dtype.
+void Emitter::emitLibraryEpilogue(const std::string &fn, size_t slots, const LibraryPlan &lib) {
+  emitPrologue(fn, slots, 256);
+  const tessera_dtype_t pt = lib.narrow ? kernel.operands[lib.narrowOperand].dtype : TESSERA_DTYPE_F32;
+  out << "  const " << stype(pt) << "* tsr_prod = (const " << stype(pt) << "*)P.u[" << numBase() + 5 << "];\n";
+  emitParallelExtents("  ");
+  out << "  for (long long tsr_pt = (long long)blockIdx.x * blockDim.x + threadIdx.x; tsr_pt < tsr_P; tsr_pt += "
+         "(long long)gridDim.x * blockDim.x) {\n";
+  emitParallelDecompose("    ", "tsr_pt");
+  emitEpilogueStages(decode(pt, "tsr_prod[tsr_pt]"), "    ");
+  out << "  }\n}\n\n";
+}
+
+bool indexMentions(const IndexExpr &e, K kind, int64_t which) { return mentions(e, kind, which); }
+bool affineIndex(const IndexExpr &e) { return affine(e); }
+
+// Evaluates the index maps with the operand's dims.
+int64_t accessOffset(const Kernel &k, const Instr &access, const int64_t *symbols, const std::vector<int64_t> &par,
+                     int64_t r0) {
+  const Operand &o = k.operands[access.operand];
+  int64_t off = 0;
+  int64_t inner[1] = {r0};
+  for (size_t d = 0; d < access.index.size(); ++d) {
+    int64_t i = evalIndex(access.index[d], symbols, par.data(), inner, nullptr);
+    int64_t dim = evalIndex(o.shape[d], symbols, nullptr, nullptr, nullptr);
+    off = d == 0 ? i : off * dim + i;
+  }
+  return off;
+}
+
+std::string storageType(tessera_dtype_t dtype) { return stype(dtype); }
+std::string decodeElement(tessera_dtype_t dtype, const std::string &e) { return decode(dtype, e); }
+std::string encodeElement(const std::string &e, tessera_dtype_t from, tessera_dtype_t to) {
+  return encode(e, from, to);
 }
 
 bool generateProgram(const Program &program, const CodegenOptions &options, GeneratedProgram *out,
@@ -1539,6 +1695,15 @@ bool generateProgram(const Program &program, const CodegenOptions &options, Gene
     KernelPlan plan;
     plan.name = k.name;
     plan.symbol = "tsr_" + std::to_string(ki) + "_" + sanitize(k.name);
+    if (k.kind == Kernel::Kind::Attention) { // FlashAttention.cpp
+      std::ostringstream body;
+      if (!emitAttention(program, ki, options, &plan, body, error))
+        return false;
+      structs.insert(plan.numSlots);
+      bodies << "// ---- kernel " << ki << ": \"" << k.name << "\" (attention)\n" << body.str();
+      gp.kernels.push_back(std::move(plan));
+      continue;
+    }
     for (const Stage &s : k.stages) {
       for (const Instr &in : s.body)
         plan.hasReduce |= !in.isStore && in.op == Op::Reduce;
@@ -1552,8 +1717,20 @@ bool generateProgram(const Program &program, const CodegenOptions &options, Gene
     plan.gemm = planGemm(k);
     if (plan.gemm.usable && plan.gemm.input == GemmInput::TF32 && options.smVersion < 80)
       plan.gemm.usable = false;
+    GemmPlan &gm = plan.gemm;
+    if (gm.usable && gm.input != GemmInput::TF32 && gm.aKContig && (gm.bNContig || gm.bKContig) &&
+        options.smVersion >= 80) {
+      const bool f16 = gm.input == GemmInput::F16;
+      gm.wgmma = options.smVersion == 90 && options.archSpecific;
+      // Where wgmma exists the mma.sync pipeline is only generated on
+      // request (gemm_path=mma_async): each variant costs NVRTC ~1 s.
+      gm.async = !gm.wgmma || k.knobString("gemm_path") == "mma_async";
+      gm.asyncConfig = pipelinedGemmFor(GemmFamily::MmaAsync, options.smVersion, gm.bKContig, f16, gm.plainStore);
+      gm.wgmmaConfig = pipelinedGemmFor(GemmFamily::Wgmma, options.smVersion, gm.bKContig, f16, gm.plainStore);
+    }
+    plan.library = planLibrary(k);
     size_t base = k.operands.size() + program.symbols.size();
-    plan.extraSlots = plan.gemm.usable ? 5 : 0;
+    plan.extraSlots = plan.gemm.usable || plan.library.usable ? kGemmExtraSlots : 0;
     plan.numSlots = std::max<size_t>(1, base + plan.extraSlots);
     structs.insert(plan.numSlots);
 
@@ -1565,6 +1742,12 @@ bool generateProgram(const Program &program, const CodegenOptions &options, Gene
       em.emitFlat(plan.function(LaunchMode::Flat), plan.numSlots, plan.flatVec);
     if (plan.gemm.usable)
       em.emitGemm(plan.function(LaunchMode::Gemm), plan.numSlots, plan.gemm);
+    if (gm.async)
+      em.emitPipelined(plan.function(LaunchMode::GemmAsync), plan.numSlots, gm, gm.asyncConfig);
+    if (gm.wgmma)
+      em.emitPipelined(plan.function(LaunchMode::Wgmma), plan.numSlots, gm, gm.wgmmaConfig);
+    if (plan.library.usable)
+      em.emitLibraryEpilogue(plan.function(LaunchMode::LibEpilogue), plan.numSlots, plan.library);
     if (!em.error.empty()) {
       *error = "kernel \"" + k.name + "\": " + em.error;
       return false;
@@ -1586,20 +1769,11 @@ namespace {
 
 uint32_t clampGrid(int64_t blocks) { return static_cast<uint32_t>(std::max<int64_t>(1, std::min<int64_t>(blocks, 1 << 30))); }
 
-// Offset of an affine load at (batch..., pM, pN, r0) relative to (0.., 0, 0, 0);
-// evaluates the index maps with the operand's dims.
+// Offset of an affine load at (batch..., pM, pN, r0) relative to (0.., 0, 0, 0).
 int64_t linearOffset(const Program &p, const Kernel &k, const Instr &load, const int64_t *symbols,
                      const std::vector<int64_t> &par, int64_t r0) {
-  const Operand &o = k.operands[load.operand];
-  int64_t off = 0;
-  int64_t inner[1] = {r0};
-  for (size_t d = 0; d < load.index.size(); ++d) {
-    int64_t i = evalIndex(load.index[d], symbols, par.data(), inner, nullptr);
-    int64_t dim = evalIndex(o.shape[d], symbols, nullptr, nullptr, nullptr);
-    off = d == 0 ? i : off * dim + i;
-  }
   (void)p;
-  return off;
+  return accessOffset(k, load, symbols, par, r0);
 }
 
 } // namespace
@@ -1607,6 +1781,8 @@ int64_t linearOffset(const Program &p, const Kernel &k, const Instr &load, const
 bool planLaunch(const Program &program, size_t kernel, const KernelPlan &plan, const int64_t *symbols,
                 uint32_t smCount, LaunchConfig *out, std::string *error) {
   const Kernel &k = program.kernels[kernel];
+  if (k.kind == Kernel::Kind::Attention)
+    return planAttentionLaunch(program, kernel, plan, symbols, smCount, out, error);
   if (smCount == 0)
     smCount = 132;
   LaunchConfig cfg;
@@ -1650,10 +1826,34 @@ bool planLaunch(const Program &program, size_t kernel, const KernelPlan &plan, c
             (linearOffset(program, k, lb, symbols, ub, 0) - b0) % 8 == 0;
     }
     cfg.extras.push_back(vec ? 1 : 0);
+    cfg.extras.push_back(0); // the f32 product of the library path (_epi only)
+    // The pipelined variants: A contiguous along k, B along n (or k), rows
+    // and bases in whole 16-byte chunks.
+    const GemmPlan &g = plan.gemm;
+    const int64_t sAm = cfg.extras[0], sAk = cfg.extras[1], sBk = cfg.extras[2], sBn = cfg.extras[3];
+    bool pipe = (g.async || g.wgmma) && sAk == 1 && sAm % 8 == 0 && K % 8 == 0 && a0 % 8 == 0 && b0 % 8 == 0 &&
+                (g.bKContig ? sBk == 1 && sBn % 8 == 0 : sBn == 1 && sBk % 8 == 0 && N % 8 == 0);
+    for (size_t i = 0; i < g.mLoop && pipe; ++i) {
+      std::vector<int64_t> ub = zero;
+      ub[i] = 1;
+      pipe = (linearOffset(program, k, la, symbols, ub, 0) - a0) % 8 == 0 &&
+             (linearOffset(program, k, lb, symbols, ub, 0) - b0) % 8 == 0;
+    }
+    const std::string path = k.knobString("gemm_path");
+    cfg.grid[2] = static_cast<uint32_t>(std::min<int64_t>(batch, 65535));
+    if (pipe && path != "mma") {
+      const bool wg = g.wgmma && !(g.async && path == "mma_async");
+      const PipelinedGemm &c = wg ? g.wgmmaConfig : g.asyncConfig;
+      cfg.mode = wg ? LaunchMode::Wgmma : LaunchMode::GemmAsync;
+      cfg.grid[0] = clampGrid(((M + c.bm - 1) / c.bm) * ((N + c.bn - 1) / c.bn));
+      cfg.block[0] = static_cast<uint32_t>(c.threads());
+      cfg.sharedBytes = static_cast<uint32_t>(c.sharedBytes());
+      *out = cfg;
+      return true;
+    }
     int64_t tiles = ((M + t.bm - 1) / t.bm) * ((N + t.bn - 1) / t.bn);
     cfg.mode = LaunchMode::Gemm;
     cfg.grid[0] = clampGrid(tiles);
-    cfg.grid[2] = static_cast<uint32_t>(std::min<int64_t>(batch, 65535));
     cfg.block[0] = static_cast<uint32_t>(t.threads());
     *out = cfg;
     return true;
@@ -1702,6 +1902,24 @@ bool planLaunch(const Program &program, size_t kernel, const KernelPlan &plan, c
   cfg.block[0] = 128;
   cfg.grid[0] = clampGrid(std::min<int64_t>((P + 127) / 128, int64_t(smCount) * 32));
   (void)error;
+  *out = cfg;
+  return true;
+}
+
+bool planLibraryEpilogue(const Program &program, size_t kernel, const KernelPlan &plan, const int64_t *symbols,
+                         uint32_t smCount, LaunchConfig *out) {
+  const Kernel &k = program.kernels[kernel];
+  if (!plan.library.usable)
+    return false;
+  LaunchConfig cfg;
+  int64_t P = 1;
+  for (const IndexExpr &e : k.parallel)
+    P *= std::max<int64_t>(0, evalIndex(e, symbols, nullptr, nullptr, nullptr));
+  cfg.empty = P == 0;
+  cfg.mode = LaunchMode::LibEpilogue;
+  cfg.block[0] = 256;
+  cfg.grid[0] = clampGrid(std::min<int64_t>((P + 255) / 256, int64_t(smCount ? smCount : 132) * 32));
+  cfg.extras.assign(kGemmExtraSlots, 0);
   *out = cfg;
   return true;
 }

@@ -17,13 +17,24 @@
 //   tsr_K_gemm    matmul kernels whose canonical A/B loads are affine and
 //                 whose operands are bf16/f16 (or f32 with knob tf32=1):
 //                 tensor cores through mma.sync, epilogue stages fused per
-//                 accumulator element.
+//                 accumulator element. The fallback of the two below.
+//   tsr_K_gemma   bf16/f16 matmuls with A contiguous along k and B along n
+//                 (or k): cp.async multi-stage pipeline, ldmatrix, mma.sync
+//                 (GemmKernel.h). On sm_90a only with knob
+//                 gemm_path=mma_async.
+//   tsr_K_wgmma   the same on sm_90a through wgmma.mma_async.
+//   tsr_K_epi     matmul kernels cuBLASLt can run (CublasLt.h): the
+//                 epilogue stages over the f32 product cuBLASLt wrote, when
+//                 cuBLASLt cannot apply the epilogue itself.
 //
 // Every function takes one by-value parameter, an array of 64-bit slots:
 // the operands' device pointers (operand order), the program's symbols
 // (symbol order), then mode-specific extras (GEMM strides).
 #ifndef TESSERA_BACKENDS_CUDA_CUDACODEGEN_H
 #define TESSERA_BACKENDS_CUDA_CUDACODEGEN_H
+
+#include "CublasLt.h"
+#include "GemmKernel.h"
 
 #include "tessera/sdk/schedule_ir.h"
 
@@ -35,9 +46,10 @@ namespace tessera::cuda {
 
 // Bumped whenever generated function names, parameters or launch rules
 // change, so serialized cubins of another generator are refused.
-inline constexpr uint32_t kCodegenVersion = 2;
+inline constexpr uint32_t kCodegenVersion = 4;
 
-enum class LaunchMode : uint8_t { Flat, Thread, Block, Gemm };
+enum class LaunchMode : uint8_t { Flat, Thread, Block, Gemm, GemmAsync, Wgmma, LibEpilogue };
+inline constexpr size_t kLaunchModeCount = 7;
 
 // Chunks of 8 elements each thread of a vectorized row kernel keeps in
 // registers (so one block covers rows up to 8 * kRowVecChunks * blockDim.x).
@@ -60,6 +72,13 @@ struct GemmPlan {
   size_t mLoop = 0, nLoop = 0; // parallel loop indices of M and N (last two)
   int64_t aOperand = -1, bOperand = -1;
   GemmTile tile;
+  // Pipelined variants (GemmKernel.h): A's k and B's n (or k) index have
+  // unit stride in the index maps; the launcher checks 16-byte alignment.
+  bool aKContig = false, bNContig = false, bKContig = false;
+  bool plainStore = false;  // the epilogue is one store of a 2-byte output at [..., p_M, p_N]
+  bool async = false;       // _gemma exists (not on sm_90a unless knob gemm_path=mma_async)
+  bool wgmma = false;       // _wgmma exists (sm_90a)
+  PipelinedGemm asyncConfig, wgmmaConfig;
 };
 
 struct KernelPlan {
@@ -68,6 +87,7 @@ struct KernelPlan {
   bool flat = false;                // a _flat variant exists
   bool block = false;               // a _block variant exists
   GemmPlan gemm;                    // a _gemm variant exists when gemm.usable
+  LibraryPlan library;              // cuBLASLt can run it (and _epi exists) when library.usable
   bool hasReduce = false;
   // 16-byte vector paths (8 elements per access along the innermost loop r0),
   // taken at run time when extents and alignment allow, the scalar code
@@ -97,6 +117,23 @@ struct GeneratedProgram {
 bool generateProgram(const schedule::Program &program, const CodegenOptions &options, GeneratedProgram *out,
                      std::string *error);
 
+// CUDA C++ spellings shared with the attention generator (FlashAttention.h):
+// the element type of `dtype` in device memory, an expression decoding a
+// stored element `e` to its register type, and one encoding value `e` of
+// dtype `from` for storage as `to` (round to nearest even).
+std::string storageType(tessera_dtype_t dtype);
+std::string decodeElement(tessera_dtype_t dtype, const std::string &e);
+std::string encodeElement(const std::string &e, tessera_dtype_t from, tessera_dtype_t to);
+
+// Index-expression helpers shared with CublasLt.cpp: whether `e` mentions a
+// loop variable (kind, which; which < 0: any), whether it is affine in the
+// loop variables (sums, products with one loop-dependent factor, no values),
+// and the linear element offset of an access at a parallel point and r0.
+bool indexMentions(const schedule::IndexExpr &e, schedule::IndexExpr::Kind kind, int64_t which = -1);
+bool affineIndex(const schedule::IndexExpr &e);
+int64_t accessOffset(const schedule::Kernel &kernel, const schedule::Instr &access, const int64_t *symbols,
+                     const std::vector<int64_t> &par, int64_t r0);
+
 // "sm_90a" -> (90, true); "sm_80" -> (80, false). False for anything else.
 bool parseArchitecture(const std::string &arch, int *sm, bool *archSpecific);
 
@@ -105,8 +142,15 @@ bool parseArchitecture(const std::string &arch, int *sm, bool *archSpecific);
 // compute capability). CUDA C++ Programming Guide, "Binary Compatibility".
 bool cubinRunsOn(const std::string &cubinArch, const std::string &deviceArch);
 
+// Extra parameter slots of matmul kernels (after operands and symbols):
+// sAm, sAk, sBk, sBn, 16-byte flag, then the product for _epi (f32; the
+// output itself when LibraryPlan::narrow).
+inline constexpr size_t kGemmExtraSlots = 6;
+
 // The launch geometry and mode chosen for kernel `kernel` with concrete
-// symbol values; extras are the values of the extra parameter slots.
+// symbol values; extras are the values of the extra parameter slots. For
+// matmul kernels: knob gemm_path = "wgmma" | "mma_async" | "mma" picks a
+// generated variant (where it applies), else the fastest that applies.
 struct LaunchConfig {
   LaunchMode mode = LaunchMode::Thread;
   uint32_t grid[3] = {1, 1, 1};
@@ -117,6 +161,12 @@ struct LaunchConfig {
 };
 bool planLaunch(const schedule::Program &program, size_t kernel, const KernelPlan &plan, const int64_t *symbols,
                 uint32_t smCount, LaunchConfig *out, std::string *error);
+
+// The _epi launch after cuBLASLt wrote the product (f32, or narrow: into the
+// output) (mode LibEpilogue; extras[5] is left 0 for the caller to fill with
+// the product's address).
+bool planLibraryEpilogue(const schedule::Program &program, size_t kernel, const KernelPlan &plan,
+                         const int64_t *symbols, uint32_t smCount, LaunchConfig *out);
 
 } // namespace tessera::cuda
 

@@ -44,6 +44,7 @@ CudaDriver openDriver() {
   load(d.cuModuleUnload, "cuModuleUnload");
   load(d.cuModuleGetFunction, "cuModuleGetFunction");
   load(d.cuFuncGetAttribute, "cuFuncGetAttribute");
+  load(d.cuFuncSetAttribute, "cuFuncSetAttribute");
   load(d.cuLaunchKernel, "cuLaunchKernel");
   load(d.cuCtxSynchronize, "cuCtxSynchronize");
   load(d.cuStreamCreate, "cuStreamCreate");
@@ -59,6 +60,7 @@ CudaDriver openDriver() {
     load(d.cuEventElapsedTime, "cuEventElapsedTime");
   load(d.cuMemsetD8, "cuMemsetD8_v2");
   load(d.cuMemcpyDtoD, "cuMemcpyDtoD_v2");
+  load(d.cuPointerGetAttribute, "cuPointerGetAttribute");
   if (!missing.empty()) {
     d.unavailableReason = "CUDA driver too old: libcuda.so.1 lacks " + missing;
     return d;

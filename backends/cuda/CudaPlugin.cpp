@@ -8,6 +8,7 @@
 // Executables serialize as magic/version + architecture + Schedule IR text +
 // cubin + checksum; load validates all of it and the architecture.
 #include "CostModel.h"
+#include "CublasLt.h"
 #include "CudaCodegen.h"
 #include "CudaDriver.h"
 #include "Nvrtc.h"
@@ -18,15 +19,57 @@
 #include <algorithm>
 #include <array>
 #include <list>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <new>
+#include <set>
 #include <string>
 #include <vector>
 
 namespace {
+
+// The cuBLASLt library path on one device (CublasLt.h): handle and plans,
+// the workspace, and the f32 product buffer of non-direct epilogues. The
+// mutex keeps a product's writer and its _epi reader adjacent on the stream.
+struct LibraryState {
+  std::mutex mutex;
+  std::unique_ptr<tessera::cuda::LtDevice> lt;
+  CUdeviceptr workspace = 0;
+  uint64_t workspaceBytes = 0;
+  CUdeviceptr scratch = 0;
+  uint64_t scratchBytes = 0;
+  CUevent timing[2] = {nullptr, nullptr}; // cuBLASLt's algorithm choice (LtTimer)
+};
+
+// CUDA events around work on one stream, for cuBLASLt's algorithm choice.
+struct EventTimer : tessera::cuda::LtTimer {
+  LibraryState &state;
+  CUstream stream;
+  EventTimer(LibraryState &s, CUstream st) : state(s), stream(st) {}
+  bool start() override {
+    const auto &d = tessera::cuda::cudaDriver();
+    for (CUevent &e : state.timing)
+      if (!e && d.cuEventCreate(&e, CU_EVENT_DEFAULT) != CUDA_SUCCESS) {
+        e = nullptr;
+        return false;
+      }
+    return d.cuEventRecord(state.timing[0], stream) == CUDA_SUCCESS;
+  }
+  bool stop(double *seconds) override {
+    const auto &d = tessera::cuda::cudaDriver();
+    float ms = 0;
+    if (d.cuEventRecord(state.timing[1], stream) != CUDA_SUCCESS ||
+        d.cuEventSynchronize(state.timing[1]) != CUDA_SUCCESS ||
+        d.cuEventElapsedTime(&ms, state.timing[0], state.timing[1]) != CUDA_SUCCESS)
+      return false;
+    *seconds = ms * 1e-3;
+    return true;
+  }
+};
 
 struct Device {
   CUdevice handle = 0;
@@ -38,6 +81,7 @@ struct Device {
   uint32_t smCount = 0;
   CUstream stream = nullptr;   // created with the context; blocking, so the
                                // synchronous copies order after launches
+  std::shared_ptr<LibraryState> library = std::make_shared<LibraryState>();
 };
 
 } // namespace
@@ -50,12 +94,15 @@ struct tessera_backend_plugin_t {
   std::vector<Device> devices;
   std::mutex contextMutex;
   std::list<std::string> costReasons; // estimate reasons, alive until shutdown
+  std::mutex logMutex;
+  std::set<std::string> logged;       // messages logged once
 };
 
 struct tessera_backend_buffer_t {
   CUdeviceptr pointer;
   uint64_t size;
   uint32_t ordinal;
+  bool owned = true; // false for buffer_wrap: the memory belongs to the caller
 };
 
 // A compiled program: the cubin plus what launching needs. The CUmodule is
@@ -68,8 +115,8 @@ struct tessera_backend_executable_t {
   std::vector<tessera::cuda::KernelPlan> plans;
   struct Loaded {
     CUmodule module = nullptr;
-    // Per kernel, per launch mode (Flat, Thread, Block, Gemm).
-    std::vector<std::array<CUfunction, 4>> functions;
+    // Per kernel, per launch mode (LaunchMode order).
+    std::vector<std::array<CUfunction, tessera::cuda::kLaunchModeCount>> functions;
   };
   std::mutex mutex;
   std::map<uint32_t, Loaded> loaded;
@@ -183,8 +230,21 @@ tessera_status_t *shutdown(tessera_backend_plugin_t *p) {
   const auto &d = cudaDriver();
   for (Device &dev : p->devices)
     if (dev.context) {
-      if (dev.stream && d.cuCtxSetCurrent(dev.context) == CUDA_SUCCESS)
-        d.cuStreamDestroy(dev.stream);
+      if (d.cuCtxSetCurrent(dev.context) == CUDA_SUCCESS) {
+        if (dev.stream)
+          d.cuStreamSynchronize(dev.stream);
+        LibraryState &lib = *dev.library;
+        lib.lt.reset();
+        for (CUevent e : lib.timing)
+          if (e)
+            d.cuEventDestroy(e);
+        if (lib.workspace)
+          d.cuMemFree(lib.workspace);
+        if (lib.scratch)
+          d.cuMemFree(lib.scratch);
+        if (dev.stream)
+          d.cuStreamDestroy(dev.stream);
+      }
       d.cuDevicePrimaryCtxRelease(dev.handle);
     }
   delete p;
@@ -240,12 +300,39 @@ tessera_status_t *bufferAllocate(tessera_backend_plugin_t *p, uint32_t ordinal, 
 tessera_status_t *bufferFree(tessera_backend_plugin_t *p, tessera_backend_buffer_t *buffer) {
   if (!buffer)
     return nullptr;
-  tessera_status_t *s = useDevice(p, buffer->ordinal);
-  if (!s)
-    if (CUresult r = cudaDriver().cuMemFree(buffer->pointer); r != CUDA_SUCCESS)
-      s = cudaError(p, "cuMemFree", r);
+  tessera_status_t *s = nullptr;
+  if (buffer->owned) {
+    s = useDevice(p, buffer->ordinal);
+    if (!s)
+      if (CUresult r = cudaDriver().cuMemFree(buffer->pointer); r != CUDA_SUCCESS)
+        s = cudaError(p, "cuMemFree", r);
+  }
   delete buffer;
   return s;
+}
+
+// Zero-copy import (DLPack kDLCUDA tensors from PyTorch, CuPy, JAX): the
+// pointer must be device memory of this ordinal's device (or managed
+// memory), which the driver's pointer attributes tell.
+tessera_status_t *bufferWrap(tessera_backend_plugin_t *p, uint32_t ordinal, void *pointer, uint64_t size,
+                             tessera_backend_buffer_t **out_buffer) {
+  if (tessera_status_t *s = useDevice(p, ordinal))
+    return s;
+  auto ptr = static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(pointer));
+  int deviceOrdinal = -1;
+  if (CUresult r = cudaDriver().cuPointerGetAttribute(&deviceOrdinal, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, ptr);
+      r != CUDA_SUCCESS)
+    return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT,
+                      "cuda: cannot wrap %llu bytes at %p: not CUDA memory (%s)",
+                      static_cast<unsigned long long>(size), pointer, cudaDriver().describe(r).c_str());
+  if (deviceOrdinal != static_cast<int>(ordinal))
+    return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT,
+                      "cuda: cannot wrap memory of device %d for device %u", deviceOrdinal, ordinal);
+  auto *buffer = new (std::nothrow) tessera_backend_buffer_t{ptr, size, ordinal, false};
+  if (!buffer)
+    return makeStatus(p->host, TESSERA_STATUS_OUT_OF_MEMORY, "cuda: out of host memory");
+  *out_buffer = buffer;
+  return nullptr;
 }
 
 tessera_status_t *bufferDevicePointer(tessera_backend_plugin_t *, const tessera_backend_buffer_t *buffer,
@@ -374,7 +461,12 @@ tessera_status_t *compile(tessera_backend_plugin_t *p, const tessera_backend_com
     std::string text;
     for (const KernelPlan &k : gen.kernels) {
       text += "kernel \"" + k.name + "\": modes thread" + std::string(k.block ? ", block" : "") +
-              (k.flat ? ", flat" : "") + (k.gemm.usable ? ", gemm (mma.sync)" : "");
+              (k.flat ? ", flat" : "") + (k.gemm.usable ? ", gemm (mma.sync)" : "") +
+              (k.gemm.async ? ", gemma (cp.async + ldmatrix + mma.sync)" : "") +
+              (k.gemm.wgmma ? ", wgmma (cp.async + wgmma)" : "") +
+              (k.library.usable ? std::string(", library cublaslt (") +
+                                      (k.library.direct ? "direct" : "+ epi: " + k.library.notDirect) + ")"
+                                : "");
       if (!k.gemm.usable && !k.gemm.why.empty() && k.gemm.why != "not a matmul kernel")
         text += "; no tensor-core path: " + k.gemm.why;
       text += "\n";
@@ -554,7 +646,7 @@ tessera_status_t *moduleFor(tessera_backend_plugin_t *p, tessera_backend_executa
   tessera_backend_executable_t::Loaded l;
   if (CUresult r = cudaDriver().cuModuleLoadData(&l.module, exe->cubin.data()); r != CUDA_SUCCESS)
     return cudaError(p, "cuModuleLoadData", r);
-  l.functions.assign(exe->plans.size(), {nullptr, nullptr, nullptr, nullptr});
+  l.functions.assign(exe->plans.size(), {});
   *out = &exe->loaded.emplace(ordinal, std::move(l)).first->second;
   return nullptr;
 }
@@ -576,12 +668,122 @@ tessera_status_t *functionFor(tessera_backend_plugin_t *p, tessera_backend_execu
 }
 
 // Validates a launch and resolves everything cuLaunchKernel needs.
+// TESSERA_CUDA_LOG_PATHS: log which path (launch mode, cuBLASLt) each kernel
+// takes, once per kernel and configuration.
+bool pathLogging() {
+  static const bool on = std::getenv("TESSERA_CUDA_LOG_PATHS") != nullptr;
+  return on;
+}
+
+// Logs `message` once per plugin instance: through the host's sink when it
+// has one, else (warnings only) on stderr.
+void logOnce(tessera_backend_plugin_t *p, tessera_log_level_t level, const std::string &message) {
+  {
+    std::lock_guard<std::mutex> lock(p->logMutex);
+    if (p->logged.size() >= 256 || !p->logged.insert(message).second)
+      return;
+  }
+  const tessera_backend_host_t *h = p->host;
+  const bool sink = h && h->struct_size >= TESSERA_BACKEND_HOST_STRUCT_SIZE && h->log;
+  if (sink)
+    h->log(h->log_data, level, message.c_str());
+  if ((!sink && level >= TESSERA_LOG_WARNING) || (level == TESSERA_LOG_DEBUG && pathLogging()))
+    std::fprintf(stderr, "%s\n", message.c_str());
+}
+
+// The cuBLASLt half of a launch (CublasLt.h): the problem, then _epi over
+// the f32 product when cuBLASLt cannot apply the epilogue itself.
+struct LibraryLaunch {
+  bool active = false;
+  tessera::cuda::LtProblem problem;
+  std::vector<uint64_t> operands; // device address per operand
+  std::shared_ptr<LibraryState> state;
+  CUfunction epilogue = nullptr;  // when problem.dOperand < 0
+  LaunchConfig epilogueConfig;
+  mutable const void *plan = nullptr; // cuBLASLt's algorithm, found at the first run
+};
+
 struct PreparedLaunch {
   CUfunction function = nullptr;
   LaunchConfig config;
   std::vector<uint64_t> slots;
   CUstream stream = nullptr;
+  LibraryLaunch library;          // tried first when active; the generated kernel is its fallback
 };
+
+// Chooses cuBLASLt for a matmul kernel: knob library="cublaslt", or no knob
+// and the cost model prefers it; cuBLASLt must load and express the
+// problem. Otherwise nothing changes (the generated kernel runs), with a
+// log line where the knob asked for the library.
+tessera_status_t *prepareLibrary(tessera_backend_plugin_t *p, const tessera_backend_launch_args_t *args,
+                                 tessera_backend_executable_t::Loaded *l, PreparedLaunch *out) {
+  namespace cu = tessera::cuda;
+  tessera_backend_executable_t *exe = args->executable;
+  const sir::Kernel &k = exe->program.kernels[args->kernel_index];
+  const KernelPlan &plan = exe->plans[args->kernel_index];
+  cu::LibraryChoice choice = cu::libraryChoice(k);
+  // Test hook: TESSERA_CUDA_LIBRARY=cublaslt|generic decides for kernels
+  // without the knob (conformance runs over the library path).
+  if (const char *env = std::getenv("TESSERA_CUDA_LIBRARY"); env && choice == cu::LibraryChoice::Auto)
+    choice = std::string(env) == "cublaslt" ? cu::LibraryChoice::Force
+             : std::string(env) == "generic" ? cu::LibraryChoice::Never
+                                             : choice;
+  if (k.kind != sir::Kernel::Kind::Matmul || choice == cu::LibraryChoice::Never)
+    return nullptr;
+  tessera_log_level_t level = choice == cu::LibraryChoice::Force ? TESSERA_LOG_WARNING : TESSERA_LOG_INFO;
+  if (!plan.library.usable) {
+    if (choice == cu::LibraryChoice::Force)
+      logOnce(p, level, "cuda: kernel '" + k.name + "': library 'cublaslt' does not apply (" + plan.library.why +
+                            "); it runs the generated kernel");
+    return nullptr;
+  }
+  std::string why;
+  if (!cu::cublasLtAvailable(&why)) {
+    logOnce(p, level, "cuda: cuBLASLt is unavailable (" + why + "); matmul kernels run the generated GEMM");
+    return nullptr;
+  }
+  Device &dev = p->devices[args->device_ordinal];
+  if (choice == cu::LibraryChoice::Auto) {
+    int sm = 90;
+    bool specific = false;
+    cu::parseArchitecture(dev.architecture, &sm, &specific);
+    if (!cu::libraryPreferred(exe->program, args->kernel_index, plan, cu::gpuModelFor(sm, int(dev.smCount)),
+                              args->scalars))
+      return nullptr;
+  }
+  LibraryLaunch &lib = out->library;
+  std::string whyDirect;
+  bool ok = plan.library.direct &&
+            cu::libraryProblem(exe->program, args->kernel_index, plan.library, args->scalars, true, &lib.problem,
+                               &whyDirect);
+  if (!ok && !cu::libraryProblem(exe->program, args->kernel_index, plan.library, args->scalars, false, &lib.problem,
+                                 &why)) {
+    logOnce(p, level, "cuda: kernel '" + k.name + "': cuBLASLt cannot express it (" + why +
+                          "); it runs the generated kernel");
+    return nullptr;
+  }
+  if (lib.problem.dOperand < 0 || lib.problem.narrow) {
+    cu::planLibraryEpilogue(exe->program, args->kernel_index, plan, args->scalars, dev.smCount, &lib.epilogueConfig);
+    if (tessera_status_t *s = functionFor(p, exe, l, args->kernel_index, LaunchMode::LibEpilogue, &lib.epilogue))
+      return s;
+  }
+  lib.operands.resize(k.operands.size());
+  for (size_t o = 0; o < k.operands.size(); ++o)
+    lib.operands[o] = args->buffers[o]->pointer;
+  lib.state = dev.library;
+  lib.active = true;
+  if (pathLogging())
+    logOnce(p, TESSERA_LOG_DEBUG,
+          "cuda: kernel '" + k.name + "': cuBLASLt " +
+              (lib.problem.narrow          ? "+ generated epilogue in place"
+               : lib.problem.dOperand < 0 ? "+ generated epilogue"
+                                          : "direct") +
+              ", " + std::to_string(lib.problem.m) + "x" + std::to_string(lib.problem.n) + "x" +
+              std::to_string(lib.problem.k) + ", batch " + std::to_string(lib.problem.batch) + " x " +
+              std::to_string(lib.problem.calls.size()) + " call(s)" +
+              (plan.library.direct && lib.problem.dOperand < 0 ? " (not direct: " + whyDirect + ")" : ""));
+  return nullptr;
+}
 
 tessera_status_t *prepareLaunch(tessera_backend_plugin_t *p, const tessera_backend_launch_args_t *args,
                                 PreparedLaunch *out) {
@@ -630,6 +832,13 @@ tessera_status_t *prepareLaunch(tessera_backend_plugin_t *p, const tessera_backe
     return s;
   if (tessera_status_t *s = functionFor(p, exe, l, args->kernel_index, out->config.mode, &out->function))
     return s;
+  // Above 48 KB a function's dynamic shared memory must be allowed
+  // explicitly (CUDA C++ Programming Guide, "Shared Memory").
+  if (out->config.sharedBytes > 48 * 1024)
+    if (CUresult r = cudaDriver().cuFuncSetAttribute(out->function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                                     static_cast<int>(out->config.sharedBytes));
+        r != CUDA_SUCCESS)
+      return cudaError(p, "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)", r);
   out->slots.assign(plan.numSlots, 0);
   for (size_t o = 0; o < k.operands.size(); ++o)
     out->slots[o] = args->buffers[o]->pointer;
@@ -637,12 +846,87 @@ tessera_status_t *prepareLaunch(tessera_backend_plugin_t *p, const tessera_backe
     out->slots[k.operands.size() + s] = static_cast<uint64_t>(args->scalars[s]);
   for (size_t e = 0; e < out->config.extras.size() && k.operands.size() + args->num_scalars + e < out->slots.size(); ++e)
     out->slots[k.operands.size() + args->num_scalars + e] = static_cast<uint64_t>(out->config.extras[e]);
+  if (tessera_status_t *s = prepareLibrary(p, args, l, out))
+    return s;
+  if (!out->library.active && pathLogging())
+    logOnce(p, TESSERA_LOG_DEBUG,
+            "cuda: kernel '" + k.name + "': " + tessera::cuda::launchModeName(out->config.mode) + " grid " +
+                std::to_string(out->config.grid[0]) + "x" + std::to_string(out->config.grid[1]) + "x" +
+                std::to_string(out->config.grid[2]) + " block " + std::to_string(out->config.block[0]) + " shared " +
+                std::to_string(out->config.sharedBytes));
+  return nullptr;
+}
+
+constexpr uint64_t kLibraryWorkspaceBytes = 32ull << 20; // cuBLASLt's recommendation for Hopper
+
+// cuBLASLt (and _epi) for a prepared library launch. *done is false when
+// cuBLASLt refused: the caller then runs the generated kernel.
+tessera_status_t *enqueueLibrary(tessera_backend_plugin_t *p, const PreparedLaunch &pl, const char *name,
+                                 bool *done) {
+  const auto &d = cudaDriver();
+  const LibraryLaunch &lib = pl.library;
+  LibraryState &st = *lib.state;
+  std::lock_guard<std::mutex> lock(st.mutex);
+  *done = false;
+  if (!st.lt)
+    st.lt = std::make_unique<tessera::cuda::LtDevice>();
+  if (!st.workspace && d.cuMemAlloc(&st.workspace, kLibraryWorkspaceBytes) == CUDA_SUCCESS)
+    st.workspaceBytes = kLibraryWorkspaceBytes;
+  uint64_t need = lib.problem.dOperand < 0 ? lib.problem.scratchElems * sizeof(float) : 0;
+  if (need > st.scratchBytes) {
+    if (st.scratch) {
+      // Launches still in flight may read the old buffer.
+      if (CUresult r = d.cuStreamSynchronize(pl.stream); r != CUDA_SUCCESS)
+        return cudaError(p, "kernel execution (cuStreamSynchronize)", r);
+      d.cuMemFree(st.scratch);
+      st.scratch = 0;
+      st.scratchBytes = 0;
+    }
+    if (d.cuMemAlloc(&st.scratch, need) != CUDA_SUCCESS) {
+      st.scratch = 0;
+      logOnce(p, TESSERA_LOG_WARNING,
+              std::string("cuda: no device memory for the f32 product of kernel '") + name +
+                  "' on the cuBLASLt path; it runs the generated kernel");
+      return nullptr;
+    }
+    st.scratchBytes = need;
+  }
+  std::string why;
+  EventTimer timer(st, pl.stream);
+  std::string tuning;
+  if (!st.lt->run(lib.problem, lib.operands.data(), st.scratch, pl.stream, st.workspace, st.workspaceBytes, &why,
+                  &lib.plan, &timer, pathLogging() ? &tuning : nullptr)) {
+    logOnce(p, TESSERA_LOG_WARNING,
+            std::string("cuda: cuBLASLt did not run kernel '") + name + "' (" + why + "); it runs the generated kernel");
+    return nullptr;
+  }
+  if (!tuning.empty())
+    logOnce(p, TESSERA_LOG_DEBUG, std::string("cuda: kernel '") + name + "': cuBLASLt " + tuning);
+  if ((lib.problem.dOperand < 0 || lib.problem.narrow) && !lib.epilogueConfig.empty) {
+    std::vector<uint64_t> slots = pl.slots;
+    const size_t productSlot = slots.size() - tessera::cuda::kGemmExtraSlots + 5;
+    slots[productSlot] = lib.problem.narrow ? lib.operands[lib.problem.dOperand] : st.scratch;
+    void *params[] = {slots.data()};
+    const LaunchConfig &c = lib.epilogueConfig;
+    CUresult r = d.cuLaunchKernel(lib.epilogue, c.grid[0], c.grid[1], c.grid[2], c.block[0], c.block[1], c.block[2], 0,
+                                  pl.stream, params, nullptr);
+    if (r != CUDA_SUCCESS)
+      return cudaError(p, (std::string("cuLaunchKernel(") + name + " epilogue)").c_str(), r);
+  }
+  *done = true;
   return nullptr;
 }
 
 tessera_status_t *enqueue(tessera_backend_plugin_t *p, const PreparedLaunch &pl, const char *name) {
   if (pl.config.empty)
     return nullptr;
+  if (pl.library.active) {
+    bool done = false;
+    if (tessera_status_t *s = enqueueLibrary(p, pl, name, &done))
+      return s;
+    if (done)
+      return nullptr;
+  }
   void *params[] = {const_cast<uint64_t *>(pl.slots.data())};
   const LaunchConfig &c = pl.config;
   CUresult r = cudaDriver().cuLaunchKernel(pl.function, c.grid[0], c.grid[1], c.grid[2], c.block[0], c.block[1],
@@ -759,8 +1043,26 @@ tessera_status_t *estimateCost(tessera_backend_plugin_t *p, const tessera_backen
   if (!tessera::cuda::generateProgram(program, options, &gen, &error))
     return makeStatus(p->host, TESSERA_STATUS_UNSUPPORTED, "cuda: %s", error.c_str());
   tessera::cuda::GpuModel gpu = tessera::cuda::gpuModelFor(sm, 0);
+  const KernelPlan &plan = gen.kernels[query->kernel_index];
   tessera::cuda::CostResult r =
-      tessera::cuda::estimateKernelCost(program, query->kernel_index, gen.kernels[query->kernel_index], gpu, query->scalars);
+      tessera::cuda::estimateKernelCost(program, query->kernel_index, plan, gpu, query->scalars);
+  // library="cublaslt": the library's estimate (infeasible where it cannot
+  // run); no knob: the faster of the two, as the launcher picks.
+  tessera::cuda::LibraryChoice choice = tessera::cuda::libraryChoice(program.kernels[query->kernel_index]);
+  if (program.kernels[query->kernel_index].kind == sir::Kernel::Kind::Matmul &&
+      choice != tessera::cuda::LibraryChoice::Never) {
+    tessera::cuda::CostResult lib =
+        tessera::cuda::estimateLibraryCost(program, query->kernel_index, plan, gpu, query->scalars);
+    std::string why;
+    if (lib.feasible && !tessera::cuda::cublasLtAvailable(&why)) {
+      lib.feasible = false;
+      lib.reason = "library 'cublaslt' is unavailable here: " + why;
+    }
+    if (choice == tessera::cuda::LibraryChoice::Force)
+      r = lib;
+    else if (lib.feasible && lib.seconds < r.seconds)
+      r = lib;
+  }
   tessera_backend_cost_estimate_t est{};
   est.struct_size = sizeof(est);
   est.feasible = r.feasible ? 1 : 0;
@@ -783,8 +1085,13 @@ tessera_status_t *estimateCost(tessera_backend_plugin_t *p, const tessera_backen
   return makeStatus(p->host, TESSERA_STATUS_INTERNAL, "cuda: cost model failed: %s", e.what());
 }
 
+// Attention reaches the plugin whole (Schedule IR kind `attention`,
+// FlashAttention.h) instead of decomposed into three kernels.
+const tessera_backend_native_ops_extension_t kNativeOps = {
+    {sizeof(tessera_backend_native_ops_extension_t), TESSERA_BACKEND_EXTENSION_NATIVE_OPS, nullptr}, "attention"};
 const tessera_backend_measurement_extension_t kMeasurement = {
-    {sizeof(tessera_backend_measurement_extension_t), TESSERA_BACKEND_EXTENSION_MEASUREMENT, nullptr}, measure};
+    {sizeof(tessera_backend_measurement_extension_t), TESSERA_BACKEND_EXTENSION_MEASUREMENT, &kNativeOps.base},
+    measure};
 const tessera_backend_cost_model_extension_t kCostModel = {
     {sizeof(tessera_backend_cost_model_extension_t), TESSERA_BACKEND_EXTENSION_COST_MODEL, &kMeasurement.base},
     estimateCost};
@@ -811,6 +1118,7 @@ tessera_backend_api_t makeApi() {
   api.synchronize = synchronize;
   api.buffer_allocate = bufferAllocate;
   api.buffer_free = bufferFree;
+  api.buffer_wrap = bufferWrap;
   api.buffer_device_pointer = bufferDevicePointer;
   api.buffer_copy_from_host = bufferCopyFromHost;
   api.buffer_copy_to_host = bufferCopyToHost;

@@ -32,28 +32,8 @@ struct NvrtcApi {
 
 NvrtcApi open() {
   NvrtcApi api{};
-  // The toolkit's library directory is often not on the loader path, so the
-  // usual install locations are tried after the plain sonames.
-  std::vector<std::string> candidates = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"};
-  for (const char *env : {"CUDA_HOME", "CUDA_PATH"})
-    if (const char *home = std::getenv(env))
-      candidates.push_back(std::string(home) + "/lib64/libnvrtc.so");
-  candidates.push_back("/usr/local/cuda/lib64/libnvrtc.so.13");
-  candidates.push_back("/usr/local/cuda/lib64/libnvrtc.so");
-  void *lib = nullptr;
   std::string firstError;
-  for (const std::string &c : candidates) {
-    dlerror();
-    lib = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (lib) {
-      api.soname = c;
-      break;
-    }
-    if (firstError.empty()) {
-      const char *e = dlerror();
-      firstError = e ? e : c + ": dlopen failed";
-    }
-  }
+  void *lib = dlopenFirst(toolkitLibraryCandidates("libnvrtc"), &api.soname, &firstError);
   if (!lib) {
     api.unavailable = "NVRTC not found: " + firstError;
     return api;
@@ -93,6 +73,33 @@ const NvrtcApi &nvrtc() {
 }
 
 } // namespace
+
+std::vector<std::string> toolkitLibraryCandidates(const std::string &stem) {
+  std::vector<std::string> c;
+  for (const char *v : {".so.13", ".so.12", ".so"})
+    c.push_back(stem + v);
+  for (const char *env : {"CUDA_HOME", "CUDA_PATH"})
+    if (const char *home = std::getenv(env))
+      c.push_back(std::string(home) + "/lib64/" + stem + ".so");
+  for (const char *v : {".so.13", ".so.12", ".so"})
+    c.push_back("/usr/local/cuda/lib64/" + stem + v);
+  return c;
+}
+
+void *dlopenFirst(const std::vector<std::string> &candidates, std::string *soname, std::string *firstError) {
+  for (const std::string &c : candidates) {
+    dlerror();
+    if (void *lib = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL)) {
+      *soname = c;
+      return lib;
+    }
+    if (firstError->empty()) {
+      const char *e = dlerror();
+      *firstError = e ? e : c + ": dlopen failed";
+    }
+  }
+  return nullptr;
+}
 
 bool nvrtcAvailable(std::string *why) {
   const NvrtcApi &api = nvrtc();

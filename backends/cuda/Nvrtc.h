@@ -16,6 +16,15 @@ struct NvrtcResult {
   std::string log;       // compiler log (warnings) on success
 };
 
+// dlopen (RTLD_NOW | RTLD_LOCAL) of the first candidate that loads; NULL
+// with *firstError (dlerror() of the first candidate) when none does. Used
+// for NVRTC and cuBLASLt.
+void *dlopenFirst(const std::vector<std::string> &candidates, std::string *soname, std::string *firstError);
+// Where a toolkit library "libX" may be: libX.so.13, .12 and .so (the loader
+// path), then $CUDA_HOME/lib64, $CUDA_PATH/lib64 and /usr/local/cuda/lib64
+// (often not on the loader path).
+std::vector<std::string> toolkitLibraryCandidates(const std::string &stem);
+
 // "libnvrtc.so.13 (NVRTC 13.0)" or why NVRTC is unavailable.
 std::string nvrtcDescription();
 bool nvrtcAvailable(std::string *why);

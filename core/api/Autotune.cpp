@@ -126,7 +126,7 @@ tessera_status_t *autotune(tessera_context_t *context, const void *source, size_
   if (!resolved)
     return toStatus(resolved.error());
   Expected<fusion::FusedProgram> fused =
-      pipeline::fuseSource(std::string_view(static_cast<const char *>(source), size), opts);
+      pipeline::fuseSource(std::string_view(static_cast<const char *>(source), size), opts, resolved->plugin);
   if (!fused)
     return toStatus(fused.error());
   const schedule::Program &program = fused->schedule;

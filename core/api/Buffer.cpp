@@ -50,13 +50,25 @@ std::shared_ptr<Storage> Storage::adopt(DLManagedTensor *managed, tessera_device
   s->managed_ = managed;
   s->data_ = data;
   s->size_ = sizeBytes;
-  if (device)
-    device->plugin->retain();
+  if (!device)
+    return s;
+  device->plugin->retain();
+  // Memory on the device itself: wrap it so kernels launch on it directly.
+  // Where the plugin cannot (no slot, or it refuses the memory), runs copy
+  // it into a buffer of their own instead.
+  plugin::Plugin *p = device->plugin;
+  if (auto wrapFn = p->slot(&tessera_backend_api_t::buffer_wrap); wrapFn && sizeBytes) {
+    tessera_backend_buffer_t *buffer = nullptr;
+    if (!takeCStatus(wrapFn(p->instance(), device->ordinal, data, sizeBytes, &buffer)))
+      s->buffer_ = buffer;
+  }
   return s;
 }
 
 Storage::~Storage() {
-  if (buffer_) {
+  if (buffer_ && recycler_) {
+    recycler_->recycle(buffer_, data_, size_);
+  } else if (buffer_) {
     plugin::Plugin *p = device_->plugin;
     if (auto freeFn = p->slot(&tessera_backend_api_t::buffer_free))
       (void)takeCStatus(freeFn(p->instance(), buffer_));
@@ -65,6 +77,63 @@ Storage::~Storage() {
     managed_->deleter(managed_);
   if (device_)
     device_->plugin->release();
+}
+
+BufferRecycler::BufferRecycler(tessera_device_t *device) : device_(device) { device_->plugin->retain(); }
+
+BufferRecycler::~BufferRecycler() {
+  for (auto &[size, list] : idle_)
+    for (const Idle &b : list)
+      freeBuffer(b.buffer);
+  device_->plugin->release();
+}
+
+void BufferRecycler::freeBuffer(tessera_backend_buffer_t *buffer) {
+  plugin::Plugin *p = device_->plugin;
+  if (auto freeFn = p->slot(&tessera_backend_api_t::buffer_free))
+    (void)takeCStatus(freeFn(p->instance(), buffer));
+}
+
+Expected<std::shared_ptr<Storage>> BufferRecycler::allocate(uint64_t sizeBytes) {
+  if (sizeBytes <= kMaxRecycledSize) {
+    Idle b{nullptr, nullptr};
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = idle_.find(sizeBytes);
+      if (it != idle_.end() && !it->second.empty()) {
+        b = it->second.back();
+        it->second.pop_back();
+        idleBytes_ -= sizeBytes;
+      }
+    }
+    if (b.buffer) {
+      std::shared_ptr<Storage> s(new Storage());
+      s->device_ = device_;
+      s->buffer_ = b.buffer;
+      s->data_ = b.data;
+      s->size_ = sizeBytes;
+      s->recycler_ = shared_from_this();
+      device_->plugin->retain();
+      return s;
+    }
+  }
+  Expected<std::shared_ptr<Storage>> s = Storage::allocate(device_, sizeBytes);
+  if (s && sizeBytes <= kMaxRecycledSize)
+    (*s)->recycler_ = shared_from_this();
+  return s;
+}
+
+void BufferRecycler::recycle(tessera_backend_buffer_t *buffer, void *data, uint64_t sizeBytes) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<Idle> &list = idle_[sizeBytes];
+    if (list.size() < kMaxIdlePerSize && idleBytes_ + sizeBytes <= kMaxIdleBytes) {
+      list.push_back({buffer, data});
+      idleBytes_ += sizeBytes;
+      return;
+    }
+  }
+  freeBuffer(buffer);
 }
 
 } // namespace tessera::api

@@ -595,6 +595,8 @@ private:
   Error plan();
   bool loadable(ValueId v) const;
   int64_t inlineCost(ValueId v, std::map<ValueId, int64_t> &memo) const;
+  std::vector<size_t> lastComputedAt() const;
+  bool storingHoldsLess(ValueId v, const std::vector<size_t> &at);
 
   // Index conversion.
   Expected<IE> dimIndex(const ir::Dim &d) const;
@@ -620,6 +622,7 @@ private:
   Error buildLoopKernel(ValueId v);
   Error buildCopyKernel(ValueId v);
   Error buildHeavyKernel(size_t opIndex, ValueId tail);
+  Error buildAttentionKernel(size_t opIndex);
   Error finishEpilogue(KernelBuilder &kb, const ir::Operation &heavy, ValueId tail, const std::vector<IE> &outIdx,
                        int64_t heavyValue);
   void finishKernel(KernelBuilder &kb, const std::string &base);
@@ -725,6 +728,84 @@ int64_t Lowering::inlineCost(ValueId v, std::map<ValueId, int64_t> &memo) const 
   return cost;
 }
 
+// Kernels run in program order of the value they store. For every op, the
+// position (op index) of the last kernel that computes it: its own when a
+// result is stored, else the last position of its consumers (an inlined op
+// is recomputed inside each of them).
+std::vector<size_t> Lowering::lastComputedAt() const {
+  std::vector<size_t> at(fn_.ops.size());
+  for (size_t i = fn_.ops.size(); i-- > 0;) {
+    const ir::Operation &op = fn_.ops[i];
+    at[i] = i;
+    if (std::any_of(op.results.begin(), op.results.end(), [&](ValueId r) { return mat_[r]; }))
+      continue;
+    for (ValueId r : op.results)
+      for (size_t u : users_[r])
+        at[i] = std::max(at[i], at[u]);
+  }
+  return at;
+}
+
+// True when storing the inline value `v` keeps fewer bytes alive than
+// recomputing it: the intermediate buffers its inline expression reads
+// whose lifetime recomputation stretches over at least one other kernel
+// (past every other read) outweigh v's own buffer. Parameters, constants
+// and results live for the whole run, so they never count. Symbolic dims
+// are guessed (kSymbolicExtent): the comparison is between shapes that
+// usually share their symbols.
+bool Lowering::storingHoldsLess(ValueId v, const std::vector<size_t> &at) {
+  constexpr int64_t kSymbolicExtent = 128;
+  auto bytes = [&](ValueId x) {
+    double n = ir::dtypeBits(fn_.typeOf(x).dtype) / 8.0;
+    for (const ir::Dim &d : dimsOf(x))
+      n *= static_cast<double>(d.constantValue().value_or(kSymbolicExtent));
+    return n;
+  };
+  // Buffers read by v's inline expression that a run frees.
+  std::vector<ValueId> leaves;
+  std::set<ValueId> seen;
+  std::vector<ValueId> work{v};
+  while (!work.empty()) {
+    ValueId x = work.back();
+    work.pop_back();
+    for (ValueId o : defOp(x).operands) {
+      if (splat_[o] || !seen.insert(o).second)
+        continue;
+      if (!mat_[o])
+        work.push_back(o);
+      else if (isOpResult(o) && !returned_[o] && defOp(o).kind != OpKind::Constant)
+        leaves.push_back(o);
+    }
+  }
+  if (leaves.empty())
+    return false;
+  auto lastRead = [&](ValueId b, const std::vector<size_t> &pos) {
+    size_t last = 0;
+    for (size_t u : users_[b])
+      last = std::max(last, pos[u]);
+    return last;
+  };
+  // Positions with a kernel now (constant buffers are none).
+  std::vector<size_t> kernelsBefore(fn_.ops.size() + 1, 0);
+  for (size_t i = 0; i < fn_.ops.size(); ++i) {
+    const ir::Operation &op = fn_.ops[i];
+    bool kernel = std::any_of(op.results.begin(), op.results.end(), [&](ValueId r) {
+      return mat_[r] && !(op.kind == OpKind::Constant && !splat_[r]);
+    });
+    kernelsBefore[i + 1] = kernelsBefore[i] + (kernel ? 1 : 0);
+  }
+  mat_[v] = true;
+  std::vector<size_t> stored = lastComputedAt();
+  mat_[v] = false;
+  double held = 0;
+  for (ValueId b : leaves) {
+    size_t inlined = lastRead(b, at), ifStored = lastRead(b, stored);
+    if (inlined > ifStored + 1 && kernelsBefore[inlined] > kernelsBefore[ifStored + 1])
+      held += bytes(b);
+  }
+  return held > bytes(v);
+}
+
 Error Lowering::plan() {
   size_t n = fn_.values.size();
   users_.assign(n, {});
@@ -747,8 +828,15 @@ Error Lowering::plan() {
   }
   for (size_t i = 0; i < fn_.ops.size(); ++i) {
     const ir::Operation &op = fn_.ops[i];
-    if (op.kind == OpKind::Attention)
-      return unsupported(op, "composite op: run passes::runDecompose before fusion");
+    if (op.kind == OpKind::Attention) {
+      // Kept whole (the plugin claims it): one `attention` kernel whose
+      // operands are buffers (docs/compiler.md).
+      for (ValueId o : op.operands)
+        mat_[o] = true;
+      for (ValueId r : op.results)
+        mat_[r] = true;
+      continue;
+    }
     if (op.kind == OpKind::NumOps || static_cast<size_t>(op.kind) > static_cast<size_t>(OpKind::NumOps))
       return invalid(op, "unknown op kind");
     if (op.kind == OpKind::Constant) {
@@ -834,16 +922,22 @@ Error Lowering::plan() {
   }
 
   // Shared inline values: recompute while cheap, else materialize once.
+  // Cheap in memory too: recomputing a value in a later kernel keeps the
+  // buffers it reads alive until then (a gradient's adjoint chain would
+  // otherwise keep every activation to the end, undoing rematerialization).
   {
     std::map<ValueId, int64_t> memo;
+    std::vector<size_t> at = lastComputedAt();
     for (size_t i = 0; i < fn_.ops.size(); ++i) {
       for (ValueId r : fn_.ops[i].results) {
         if (mat_[r] || splat_[r])
           continue;
         std::set<size_t> distinct(users_[r].begin(), users_[r].end());
-        if (distinct.size() > 1 && inlineCost(r, memo) > opt_.maxRecomputeInstrs) {
+        if (distinct.size() > 1 &&
+            (inlineCost(r, memo) > opt_.maxRecomputeInstrs || storingHoldsLess(r, at))) {
           mat_[r] = true;
           memo.clear();
+          at = lastComputedAt();
         }
       }
     }
@@ -1836,6 +1930,66 @@ Error Lowering::buildHeavyKernel(size_t opIndex, ValueId tail) {
   return internalError(std::string("buildHeavyKernel on ") + op.name());
 }
 
+// An attention op kept whole: operands q, k, v, [mask] (all buffers, see
+// plan()) and the result, in that fixed order (repeats allowed: q = k = v is
+// three operands bound to one buffer), plus the op's scale and causal flag.
+Error Lowering::buildAttentionKernel(size_t opIndex) {
+  const ir::Operation &op = fn_.ops[opIndex];
+  ValueId r = op.results[0];
+  const ir::TensorType &rtype = fn_.typeOf(r);
+  KernelBuilder kb;
+  kb.k.kind = schedule::Kernel::Kind::Attention;
+  auto addOperand = [&](ValueId v, schedule::OperandRole role) -> Error {
+    if (!src_[v])
+      return internalError("attention operand %" + fn_.value(v).name + " has no buffer");
+    Expected<std::vector<IE>> shape = dimsIndex(dimsOf(v));
+    if (!shape)
+      return shape.takeError();
+    schedule::Operand o;
+    o.role = role;
+    o.dtype = toSir(fn_.typeOf(v).dtype);
+    o.shape = shape.take();
+    kb.k.operands.push_back(std::move(o));
+    kb.plan.operands.push_back(*src_[v]);
+    return Error::success();
+  };
+  for (ValueId o : op.operands)
+    if (Error e = addOperand(o, schedule::OperandRole::In))
+      return e;
+  if (rtype.dtype != computeType(rtype.dtype)) {
+    ir::Rounding rm = rtype.policy.rounding;
+    if (rm != ir::Rounding::NearestEven && rm != ir::Rounding::Stochastic)
+      return unsupported(op, std::string("rounding mode '") + ir::roundingName(rm) +
+                                 "' on a narrowing store (Schedule IR v1 stores round to nearest even)");
+  }
+  if (Error e = addOperand(r, schedule::OperandRole::Out))
+    return e;
+  Expected<std::vector<IE>> par = dimsIndex(rtype.dims);
+  if (!par)
+    return par.takeError();
+  kb.k.parallel = par.take();
+  const ir::TensorType &q = fn_.typeOf(op.operands[0]);
+  if (const ir::Attribute *a = op.attrs.find("scale")) {
+    kb.k.attention.scale = a->getFloat();
+  } else {
+    std::optional<int64_t> d = q.dims.back().constantValue();
+    if (!d || *d <= 0)
+      return unsupported(op, "a symbolic head dim " + q.dims.back().str() + " needs an explicit 'scale'");
+    kb.k.attention.scale = 1.0 / std::sqrt(double(*d));
+  }
+  if (!std::isfinite(kb.k.attention.scale))
+    return invalid(op, "'scale' must be finite");
+  kb.k.attention.causal = op.attrs.getBool("causal", false);
+  kb.plan.fusedOps.push_back(op.name());
+  finishKernel(kb, op.name());
+  out_.schedule.kernels.back().knobs.clear(); // no loop nest to tune with the generic knobs
+  // A result returned in several slots: the kernel writes the first; a copy
+  // kernel writes the others.
+  if (resultSlots_[r].size() > 1)
+    return buildCopyKernel(r);
+  return Error::success();
+}
+
 Expected<FusedProgram> Lowering::run() {
   // Symbols: the parameters' (first appearance), then any other symbol in a
   // value type (e.g. a head count only named in a reshape annotation).
@@ -1881,7 +2035,9 @@ Expected<FusedProgram> Lowering::run() {
       if (!mat_[r] || (op.kind == OpKind::Constant && !splat_[r]))
         continue;
       Error e;
-      if (auto it = tailOfHeavy_.find(r); it != tailOfHeavy_.end())
+      if (op.kind == OpKind::Attention)
+        e = buildAttentionKernel(i);
+      else if (auto it = tailOfHeavy_.find(r); it != tailOfHeavy_.end())
         e = buildHeavyKernel(it->second, r);
       else if (isHeavy(op.kind))
         e = buildHeavyKernel(i, r);

@@ -29,12 +29,13 @@ struct FusionOptions {
   int64_t matmulTileM = 64, matmulTileN = 64, matmulTileK = 256;
 };
 
-// Lowers `fn` (verified and inferred; composites such as attention must be
-// decomposed first, see passes::runDecompose) to a FusedProgram. Every
-// function result is written by a store of some kernel. Errors:
-// Unsupported naming the op (e.g. attention, a rounding mode other than
-// nearest_even / stochastic on a narrowing store), InvalidIR for malformed
-// attributes. Never asserts on user input.
+// Lowers `fn` (verified and inferred) to a FusedProgram. Every function
+// result is written by some kernel. An `attention` op left in `fn` (the
+// plugin compiles it whole; otherwise passes::runDecompose removes it)
+// becomes one Schedule IR kernel of kind `attention`. Errors: Unsupported
+// naming the op (e.g. a rounding mode other than nearest_even / stochastic
+// on a narrowing store, attention with a symbolic head dim and no scale),
+// InvalidIR for malformed attributes. Never asserts on user input.
 Expected<FusedProgram> fuse(const ir::Function &fn, const FusionOptions &options = {});
 
 // Human-readable dump: the Schedule IR text followed by a binding table per

@@ -17,6 +17,7 @@
 #include "pipeline/Pipeline.h"
 
 #include "fusion/Fusion.h"
+#include "ir/OpRegistry.h"
 #include "schedule/ScheduleFile.h"
 #include "schedule/Search.h"
 #include "schedule/TuningCache.h"
@@ -258,9 +259,20 @@ void storeExecutable(sched::TuningCache &cache, const std::string &key, tessera_
   }
 }
 
+// Composite ops the plugin compiles whole (its NATIVE_OPS extension): the
+// graph passes keep them, fusion emits one kernel each.
+std::set<ir::OpKind> nativeOps(const plugin::Plugin *plugin) {
+  std::set<ir::OpKind> out;
+  if (plugin)
+    for (const std::string &name : plugin->nativeOps())
+      if (const ir::OpInfo *info = ir::lookupOp(name); info && info->group == ir::OpGroup::Composite)
+        out.insert(info->kind);
+  return out;
+}
+
 // Stages 2-4: entry, bindings, graph passes, fusion.
 Expected<fusion::FusedProgram> frontEnd(ir::Module &module, ir::Function &fn, const Options &options,
-                                        StageTimer &timer) {
+                                        StageTimer &timer, const plugin::Plugin *plugin) {
   auto dump = [&](const char *stage, const std::string &text) {
     if (options.dumpFn && options.dump.count(stage))
       options.dumpFn(stage, text);
@@ -279,13 +291,15 @@ Expected<fusion::FusedProgram> frontEnd(ir::Module &module, ir::Function &fn, co
   timer.start("graph passes");
 #if TESSERA_HAVE_GRAPH_PASSES
   passes::PipelineOptions passOptions;
+  passOptions.claimed = nativeOps(plugin);
   if (options.optLevel == 0)
     passOptions.canonicalize = passOptions.cse = passOptions.constantFold = false;
   if (Error e = passes::runGraphPasses(fn, passOptions))
     return e;
 #else
-  if (Error e = shape::decomposeAttention(fn))
-    return e;
+  if (!nativeOps(plugin).count(ir::OpKind::Attention))
+    if (Error e = shape::decomposeAttention(fn))
+      return e;
 #endif
   timer.stop();
   dump("graph", text::printFunction(fn));
@@ -313,14 +327,15 @@ sched::TargetKey targetKey(const Options &options, const Target &target) {
   return k;
 }
 
-Expected<fusion::FusedProgram> fuseSource(std::string_view source, const Options &options) {
+Expected<fusion::FusedProgram> fuseSource(std::string_view source, const Options &options,
+                                          const plugin::Plugin *plugin) {
   std::vector<StageTime> timings;
   StageTimer timer(timings);
   Expected<ir::Module> module = text::parseModule(source, options.sourceName);
   if (!module)
     return module.takeError();
   ir::Function fn;
-  return frontEnd(*module, fn, options, timer);
+  return frontEnd(*module, fn, options, timer, plugin);
 }
 
 Expected<Result> compile(std::string_view source, const Options &options, const Target &target) {
@@ -349,7 +364,7 @@ Expected<Result> compileModule(ir::Module module, const Options &options, const 
 
   // 2-4. Entry, bindings, graph passes, fusion.
   ir::Function fn;
-  Expected<fusion::FusedProgram> fused = frontEnd(module, fn, options, timer);
+  Expected<fusion::FusedProgram> fused = frontEnd(module, fn, options, timer, target.plugin);
   if (!fused)
     return fused.takeError();
 

@@ -68,7 +68,9 @@ Expected<Result> compileModule(ir::Module module, const Options &options, const 
 
 // Stages 1-4 only: the fused program (Schedule IR with default knobs) of
 // the entry function, for the schedule search (core/api/Autotune.cpp).
-Expected<fusion::FusedProgram> fuseSource(std::string_view source, const Options &options);
+// `plugin` (may be null) decides which composites stay whole (its NATIVE_OPS).
+Expected<fusion::FusedProgram> fuseSource(std::string_view source, const Options &options,
+                                          const plugin::Plugin *plugin = nullptr);
 
 // The target part of tuning keys (plugin, version, architecture, features,
 // opt level).

@@ -84,6 +84,9 @@ public:
   }
   // The extension node of `type`, or nullptr.
   const tessera_backend_extension_t *extension(tessera_backend_extension_type_t type) const;
+  // Op names the plugin's NATIVE_OPS extension lists (composites it compiles
+  // whole); empty without the extension.
+  std::vector<std::string> nativeOps() const;
 
   tessera_backend_plugin_t *instance() const { return instance_; }
 

@@ -38,6 +38,13 @@ echo "$deps" | while read -r name path; do
   done
 # Debug info is not needed there and would not fit the transfer limit.
 find "$out" -type f \( -name "*.so*" -o -path "*/bin/*" -o -path "*/tests/*" \) -exec strip --strip-debug {} + 2>/dev/null || true
+# A cpu plugin with LLVM linked in statically (~55 MiB) does not fit either;
+# the GPU checks do not use it.
+cpu="$out/lib/tessera/plugins/libtessera-backend-cpu.so"
+if [ -f "$cpu" ] && [ "$(du -m "$cpu" | cut -f1)" -ge 20 ]; then
+  rm -f "$cpu" "${cpu%.so}.yaml"
+  echo "bundle.sh: left out the cpu plugin ($(du -m "$build/lib/tessera/plugins/libtessera-backend-cpu.so" | cut -f1) MiB)"
+fi
 du -sh "$out"
 size=$(du -sm "$out" | cut -f1)
 if [ "$size" -ge 60 ]; then

@@ -56,7 +56,10 @@ def rms_norm(x, g, eps=1e-6):
 
 def reference_and_peer(case, t):
     """(float32 reference of what Tessera computed, the peer as a thunk)."""
-    if case == "gemm_bf16":
+    if case.startswith("gemm_gelu"):
+        a, b = t["a"], t["b"]
+        return F.gelu(a.float() @ b.float()), lambda: F.gelu(torch.matmul(a, b))
+    if case.startswith("gemm_bf16"):
         a, b = t["a"], t["b"]
         return a.float() @ b.float(), lambda: torch.matmul(a, b)
     if case == "softmax_bf16":
@@ -73,16 +76,32 @@ def reference_and_peer(case, t):
         x = t["x"]
         y = torch.empty_like(x)
         return x.float(), lambda: y.copy_(x)
-    if case == "attention_bf16":
-        q, k, v = (t[n].unsqueeze(0) for n in ("q", "k", "v"))
-        # Tessera rounds the scores and probabilities to bf16 between its
-        # three kernels; the reference does the same so only the kernels'
-        # own error is measured.
-        s = (q.float() @ k.float().transpose(-1, -2) * (1.0 / np.sqrt(q.shape[-1]))).to(torch.bfloat16)
-        p = torch.softmax(s.float(), -1).to(torch.bfloat16)
-        ref = (p.float() @ v.float()).squeeze(0)
-        return ref, lambda: F.scaled_dot_product_attention(q, k, v)
+    if case.startswith("attention"):
+        q, k, v = t["q"], t["k"], t["v"]  # [B, H, S, D]
+        causal = "causal" in case
+        # One kernel, P rounded to bf16 before P V (FlashAttention-2): the
+        # float32 reference is SDPA on the upcast inputs.
+        ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=causal)
+        return ref, lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     raise KeyError(case)
+
+
+def float64_attention_errors(case, t, got):
+    """||x - ref64|| / ||ref64|| on the first two heads of batch 0, for
+    Tessera's output and for PyTorch's bf16 SDPA (the float64 reference
+    computed here with plain matmuls and softmax)."""
+    q, k, v = (t[n][0, :2].double() for n in ("q", "k", "v"))
+    s = q @ k.transpose(-1, -2) / np.sqrt(q.shape[-1])
+    if "causal" in case:
+        n = s.shape[-1]
+        s = s.masked_fill(torch.ones(n, n, dtype=torch.bool, device=s.device).triu(1), float("-inf"))
+    ref = torch.softmax(s, -1) @ v
+    peer = F.scaled_dot_product_attention(t["q"][:1, :2], t["k"][:1, :2], t["v"][:1, :2],
+                                          is_causal="causal" in case)[0].double()
+    norm = torch.linalg.vector_norm(ref)
+    mine = got[0, :2].double()
+    return ((torch.linalg.vector_norm(mine - ref) / norm).item(),
+            (torch.linalg.vector_norm(peer - ref) / norm).item())
 
 
 def main():
@@ -105,6 +124,8 @@ def main():
             ref, peer = reference_and_peer(r["case"], t)
             got = t[outs[0]].float()
             err = (torch.linalg.vector_norm(got - ref) / torch.linalg.vector_norm(ref)).item()
+            if r["case"].startswith("attention"):
+                row["err64"], row["peer_err64"] = float64_attention_errors(r["case"], t, got)
             finite = bool(torch.isfinite(got).all().item())
             peer_ms = time_ms(peer)
             del t, ref, got
@@ -130,12 +151,12 @@ def main():
     print()
     print(f"Tessera CUDA vs peers on {device} (torch {torch.__version__}); "
           "median of 50 after 10 warm-up, CUDA events")
-    hdr = f"{'case':<17}{'peer':<16}{'tessera ms':>11}{'peer ms':>10}{'tessera':>14}{'peer':>14}{'x peer':>8}{'x copy':>8}{'rel err':>10}  status"
+    hdr = f"{'case':<26}{'peer':<16}{'tessera ms':>11}{'peer ms':>10}{'tessera':>14}{'peer':>14}{'x peer':>8}{'x copy':>8}{'rel err':>10}  status"
     print(hdr)
     print("-" * len(hdr))
     for x in rows:
         if "tessera_ms" not in x:
-            print(f"{x['case']:<17}{x['peer']:<16}{'-':>11}{'-':>10}{'-':>14}{'-':>14}{'-':>8}{'-':>8}{'-':>10}  {x['status']}")
+            print(f"{x['case']:<26}{x['peer']:<16}{'-':>11}{'-':>10}{'-':>14}{'-':>14}{'-':>8}{'-':>8}{'-':>10}  {x['status']}")
             continue
         def rate(ms):
             if x["flops"]:
@@ -144,9 +165,14 @@ def main():
         vs_copy = "-"
         if not x["flops"] and copy_bw:
             vs_copy = f"{x['bytes'] / (x['tessera_ms'] * 1e-3) / copy_bw:.2f}"
-        print(f"{x['case']:<17}{x['peer']:<16}{x['tessera_ms']:>11.4f}{x['peer_ms']:>10.4f}{rate(x['tessera_ms']):>14}"
+        print(f"{x['case']:<26}{x['peer']:<16}{x['tessera_ms']:>11.4f}{x['peer_ms']:>10.4f}{rate(x['tessera_ms']):>14}"
               f"{rate(x['peer_ms']):>14}{x['peer_ms'] / x['tessera_ms']:>8.2f}{vs_copy:>8}{x['rel_err']:>10.2e}  {x['status']}")
     print("x peer = peer time / Tessera time (>1: Tessera faster); x copy = Tessera bandwidth / torch copy bandwidth")
+    att = [x for x in rows if "err64" in x]
+    if att:
+        print("attention vs a float64 reference (batch 0, heads 0-1): ||x - ref|| / ||ref||")
+        for x in att:
+            print(f"  {x['case']:<26} tessera {x['err64']:.2e}   torch sdpa (bf16) {x['peer_err64']:.2e}")
     return 1 if failed else 0
 
 

@@ -44,5 +44,27 @@ for name, text, ref, shapes, dtype, tol in cases:
     except Exception as e:  # report and go on to the next case
         failed += 1
         print(f"FAIL  {name:18s} {type(e).__name__}: {e}")
+
+# Zero-copy import (backend slot buffer_wrap): a tensor imported from torch
+# through DLPack wraps torch's memory, so a copy into it lands in torch's
+# tensor (without the wrap the copy is refused as UNSUPPORTED).
+try:
+    import ctypes
+    import numpy as np
+    from tessera import core
+    x = torch.zeros(1000, device="cuda")
+    t = tessera.from_dlpack(x)
+    src = np.arange(1000, dtype=np.float32)
+    core.check(core.lib.tessera_tensor_copy_from_host(t._ptr, src.ctypes.data, src.nbytes),
+               "tessera_tensor_copy_from_host")
+    torch.cuda.synchronize()
+    ok = torch.equal(x.cpu(), torch.from_numpy(src))
+    failed += not ok
+    print(f"{'PASS' if ok else 'FAIL'}  zero-copy import     a copy into the imported tensor "
+          f"{'lands' if ok else 'does not land'} in torch's memory")
+except Exception as e:
+    failed += 1
+    print(f"FAIL  zero-copy import     {type(e).__name__}: {e}")
+cases.append(None)
 print(f"python binding with CUDA tensors: {len(cases) - failed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

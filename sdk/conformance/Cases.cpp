@@ -168,6 +168,38 @@ std::vector<ProgramCase> programCases() {
                      "func @main(%q: tensor<B x 2 x S x 8 x {T}>, %k: tensor<B x 2 x S x 8 x {T}>, "
                      "%v: tensor<B x 2 x S x 8 x {T}>) -> tensor<B x 2 x S x 8 x {T}> {\n"
                      "  %y = attention(%q, %k, %v) {causal = true}\n  return %y\n}\n", {}, bindBS()));
+  // Attention at the head dims the GPU plugins' flash kernels take (64, 128),
+  // sequence lengths that are no multiple of their tiles (odd, one past a
+  // tile of 128), causal and not, cross attention (Sq != Sk) with a
+  // broadcast additive mask, an explicit scale, and Dv != D. bf16/f16
+  // inputs are scaled by 1/4: decomposed, the scores are rounded to the
+  // dtype before the softmax (at full size that alone exceeds the
+  // elementwise tolerance, ~13x for bf16 at D = 64); f32/f64 keep full-size,
+  // sharply peaked scores.
+  const std::vector<std::map<std::string, int64_t>> attnS = {{{"B", 1}, {"S", 77}}, {{"B", 2}, {"S", 129}}};
+  auto narrowScaled = [](ProgramCase pc) {
+    pc.narrowScaleLog2 = 2;
+    return pc;
+  };
+  c.push_back(narrowScaled(simple("ops/attention_d64", kFloats,
+                     "func @main(%q: tensor<B x 2 x S x 64 x {T}>, %k: tensor<B x 2 x S x 64 x {T}>, "
+                     "%v: tensor<B x 2 x S x 64 x {T}>) -> tensor<B x 2 x S x 64 x {T}> {\n"
+                     "  %y = attention(%q, %k, %v)\n  return %y\n}\n", {}, attnS)));
+  c.push_back(narrowScaled(simple("ops/attention_causal_d128", {"f32", "f16", "bf16"},
+                     "func @main(%q: tensor<B x 2 x S x 128 x {T}>, %k: tensor<B x 2 x S x 128 x {T}>, "
+                     "%v: tensor<B x 2 x S x 128 x {T}>) -> tensor<B x 2 x S x 128 x {T}> {\n"
+                     "  %y = attention(%q, %k, %v) {causal = true}\n  return %y\n}\n",
+                     {}, {{{"B", 1}, {"S", 5}}, {{"B", 1}, {"S", 130}}})));
+  c.push_back(narrowScaled(simple("ops/attention_cross_mask", {"f32", "f16", "bf16"},
+                     "func @main(%q: tensor<B x 2 x S x 64 x {T}>, %k: tensor<B x 2 x T x 64 x {T}>, "
+                     "%v: tensor<B x 2 x T x 64 x {T}>, %m: tensor<B x 1 x S x T x {T}>) -> "
+                     "tensor<B x 2 x S x 64 x {T}> {\n"
+                     "  %y = attention(%q, %k, %v, %m) {causal = true, scale = 0.0625}\n  return %y\n}\n",
+                     {}, {{{"B", 2}, {"S", 33}, {"T", 70}}, {{"B", 1}, {"S", 70}, {"T", 33}}})));
+  c.push_back(narrowScaled(simple("ops/attention_dv", {"f32", "bf16"},
+                     "func @main(%q: tensor<B x S x 32 x {T}>, %k: tensor<B x S x 32 x {T}>, "
+                     "%v: tensor<B x S x 16 x {T}>) -> tensor<B x S x 16 x {T}> {\n"
+                     "  %y = attention(%q, %k, %v)\n  return %y\n}\n", {}, bindBS())));
 
   // Fused patterns.
   c.push_back(simple("patterns/elementwise_chain", kFloats,

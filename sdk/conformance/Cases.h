@@ -21,6 +21,10 @@ struct ProgramCase {
   // Symbol bindings to run with; each run draws fresh random inputs.
   std::vector<std::map<std::string, int64_t>> bindings;
   std::string compileBind;           // symbols fixed at compile time ("H=2")
+  // Inputs of the narrow-float instantiations (bf16, f16, fp8) scaled by
+  // 2^-n: a backend that decomposes the op rounds its intermediates (e.g.
+  // attention's scores) to the dtype, an error that grows with their size.
+  int narrowScaleLog2 = 0;
 };
 
 // Every op of the op set and the fused patterns (Cases.cpp).

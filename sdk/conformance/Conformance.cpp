@@ -442,7 +442,7 @@ private:
   // op boundary compounds over a whole model; elementwise bounds suit one op).
   Result runAgainstReference(const std::string &text, const std::string &compileBind, const std::vector<InputKind> &kinds,
                              int64_t indexBound, const std::vector<std::map<std::string, int64_t>> &bindings,
-                             bool wholeProgram = false) {
+                             bool wholeProgram = false, int narrowScaleLog2 = 0) {
     if (!device_)
       return needDevice();
     ModulePtr module;
@@ -482,7 +482,10 @@ private:
           }
         }
         InputKind kind = i < kinds.size() ? kinds[i] : InputKind::Normal;
-        HostTensor h = randomTensor(vi.dtype, shape, kind, indexBound, rng, wholeProgram ? 4 : 0);
+        bool narrow = vi.dtype == TESSERA_DTYPE_BF16 || vi.dtype == TESSERA_DTYPE_F16 ||
+                      vi.dtype == TESSERA_DTYPE_F8E4M3 || vi.dtype == TESSERA_DTYPE_F8E5M2;
+        HostTensor h = randomTensor(vi.dtype, shape, kind, indexBound, rng,
+                                    wholeProgram ? 4 : narrow ? narrowScaleLog2 : 0);
         std::string error;
         devIn.push_back(deviceTensor(h, error));
         refIn.push_back(hostTensor(h, error));
@@ -561,7 +564,8 @@ private:
   }
 
   Result programCase(const ProgramCase &c, const std::string &dtype) {
-    return runAgainstReference(substitute(c.text, dtype), c.compileBind, c.inputs, c.indexBound, c.bindings);
+    return runAgainstReference(substitute(c.text, dtype), c.compileBind, c.inputs, c.indexBound, c.bindings, false,
+                               c.narrowScaleLog2);
   }
 
   Result fileCase(const std::string &file, const std::string &bind) {

@@ -106,6 +106,14 @@ int opArity(Op op) {
 
 const char *reduceKindName(ReduceKind kind) { return kReduceNames[static_cast<int>(kind)]; }
 
+const char *kernelKindName(Kernel::Kind kind) {
+  switch (kind) {
+  case Kernel::Kind::Matmul: return "matmul";
+  case Kernel::Kind::Attention: return "attention";
+  default: return "loop";
+  }
+}
+
 size_t dtypeSize(tessera_dtype_t dtype) { return sdk::dtypeSize(dtype); }
 
 const char *dtypeName(tessera_dtype_t dtype) { return sdk::dtypeName(dtype); }
@@ -249,13 +257,16 @@ std::string printProgram(const Program &program) {
     out << " " << s;
   out << "\n";
   for (const Kernel &k : program.kernels) {
-    out << "kernel \"" << k.name << "\" " << (k.kind == Kernel::Kind::Matmul ? "matmul" : "loop") << " {\n";
+    out << "kernel \"" << k.name << "\" " << kernelKindName(k.kind) << " {\n";
     for (size_t i = 0; i < k.operands.size(); ++i) {
       const Operand &o = k.operands[i];
       const char *role = o.role == OperandRole::In ? "in" : o.role == OperandRole::Out ? "out" : "inout";
       out << "  operand " << i << " " << role << " " << dtypeName(o.dtype) << " " << printList(o.shape) << "\n";
     }
     out << "  parallel " << printList(k.parallel) << "\n";
+    if (k.kind == Kernel::Kind::Attention)
+      out << "  attention scale=" << formatNumber(k.attention.scale) << " causal=" << (k.attention.causal ? 1 : 0)
+          << "\n";
     if (!k.knobs.empty()) {
       out << "  knobs";
       for (const auto &[key, value] : k.knobs) {
@@ -632,7 +643,8 @@ private:
     advance();
     if (isIdent("loop")) k.kind = Kernel::Kind::Loop;
     else if (isIdent("matmul")) k.kind = Kernel::Kind::Matmul;
-    else return fail("expected 'loop' or 'matmul', found " + describe());
+    else if (isIdent("attention")) k.kind = Kernel::Kind::Attention;
+    else return fail("expected 'loop', 'matmul' or 'attention', found " + describe());
     advance();
     if (!expectPunct("{"))
       return false;
@@ -655,6 +667,18 @@ private:
     }
     if (!expectIdent("parallel") || !parseIndexList(k.parallel))
       return false;
+    if (k.kind == Kernel::Kind::Attention) {
+      // attention scale=<number> causal=<0|1>, both required, in this order.
+      if (!expectIdent("attention") || !expectIdent("scale") || !expectPunct("=") ||
+          !parseNumber(k.attention.scale) || !expectIdent("causal") || !expectPunct("="))
+        return false;
+      int64_t causal;
+      if (!parseInt(causal))
+        return false;
+      if (causal != 0 && causal != 1)
+        return fail("causal must be 0 or 1");
+      k.attention.causal = causal == 1;
+    }
     if (isIdent("knobs")) {
       advance();
       while (tok_.kind == Token::Kind::Ident && tok_.text != "stage") {
@@ -800,6 +824,54 @@ std::string checkIndex(const IndexExpr &e, size_t symbols, size_t parallel, size
   return {};
 }
 
+// The attention form (schedule_ir.h): q, k, v, [mask], out with matching
+// shapes (compared as expressions), one float dtype, no stages.
+std::string checkAttention(const Kernel &k) {
+  if (!k.stages.empty())
+    return "attention kernels have no stages";
+  size_t n = k.operands.size();
+  if (n != 4 && n != 5)
+    return "attention kernels take q, k, v, an optional mask and out (4 or 5 operands), got " + std::to_string(n);
+  for (size_t i = 0; i < n; ++i) {
+    OperandRole want = i + 1 == n ? OperandRole::Out : OperandRole::In;
+    if (k.operands[i].role != want)
+      return "attention operand " + std::to_string(i) + " must be '" + (want == OperandRole::Out ? "out" : "in") + "'";
+    tessera_dtype_t d = k.operands[i].dtype;
+    if (!sdk::isFloatDType(d) || d != k.operands[0].dtype)
+      return "attention operands need one float dtype";
+  }
+  if (!std::isfinite(k.attention.scale))
+    return "attention scale must be finite";
+  const std::vector<IndexExpr> &q = k.operands[0].shape, &kk = k.operands[1].shape, &v = k.operands[2].shape,
+                               &o = k.operands[n - 1].shape;
+  size_t r = q.size();
+  if (r < 2 || kk.size() != r || v.size() != r || o.size() != r)
+    return "attention q, k, v and out need the same rank >= 2";
+  for (size_t i = 0; i + 2 < r; ++i)
+    if (!(kk[i] == q[i]) || !(v[i] == q[i]) || !(o[i] == q[i]))
+      return "attention batch dim " + std::to_string(i) + " differs between operands";
+  if (!(kk[r - 1] == q[r - 1]))
+    return "attention head dims of q and k differ";
+  if (!(v[r - 2] == kk[r - 2]))
+    return "attention key lengths of k and v differ";
+  if (!(o[r - 2] == q[r - 2]) || !(o[r - 1] == v[r - 1]))
+    return "attention out must be [batch..., Sq, Dv]";
+  if (!(k.parallel == o))
+    return "attention parallel loops must be the out shape";
+  if (n == 5) {
+    std::vector<IndexExpr> scores(q.begin(), q.end() - 1);
+    scores.push_back(kk[r - 2]);
+    const std::vector<IndexExpr> &m = k.operands[3].shape;
+    if (m.empty() || m.size() > scores.size())
+      return "attention mask rank must be 1.." + std::to_string(scores.size());
+    size_t lead = scores.size() - m.size();
+    for (size_t i = 0; i < m.size(); ++i)
+      if (!(m[i] == scores[lead + i]) && !(m[i].isConst() && m[i].value == 1))
+        return "attention mask dim " + std::to_string(i) + " neither 1 nor the score dim";
+  }
+  return {};
+}
+
 } // namespace
 
 std::string validateProgram(const Program &program) {
@@ -870,6 +942,9 @@ std::string validateProgram(const Program &program) {
         }
       }
     }
+    if (k.kind == Kernel::Kind::Attention)
+      if (std::string e = checkAttention(k); !e.empty())
+        return where + e;
     if (k.kind == Kernel::Kind::Matmul) {
       if (k.parallel.size() < 2 || k.stages.empty() || k.stages[0].kind != Stage::Kind::Reduce ||
           k.stages[0].inner.size() != 1)

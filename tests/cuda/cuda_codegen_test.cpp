@@ -89,6 +89,34 @@ std::string run(const std::string &cmd, int *rc) {
 
 // ---- generated code compiles for both targets, and ptxas accepts the PTX ------------
 
+// ptxas (where the toolkit has one) assembles the PTX again: no kernel
+// spills registers to local memory, and no wgmma pipeline is serialized
+// (C7514/C7520 "Potential Performance Loss").
+void expectPtxasClean(const std::string &ptx, const std::string &arch) {
+#ifdef TESSERA_TEST_PTXAS
+  char tmpl[] = "/tmp/tessera-cuda-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl, ptxFile = dir + "/k.ptx";
+  std::ofstream(ptxFile) << ptx;
+  int rc = 0;
+  std::string out =
+      ::run(std::string(TESSERA_TEST_PTXAS) + " -arch=" + arch + " -v -o " + dir + "/k.cubin " + ptxFile, &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out.find("wgmma.mma_async instructions are serialized"), std::string::npos) << out;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("spill stores") != std::string::npos) {
+      EXPECT_NE(line.find(" 0 bytes spill stores"), std::string::npos) << line;
+    }
+  std::remove((dir + "/k.cubin").c_str());
+  std::remove(ptxFile.c_str());
+  rmdir(dir.c_str());
+#else
+  (void)ptx;
+  (void)arch;
+#endif
+}
+
 class CompileAll : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CompileAll, NvrtcAndPtxas) {
@@ -120,26 +148,7 @@ TEST_P(CompileAll, NvrtcAndPtxas) {
         EXPECT_NE(r.ptx.find(".entry " + k.function(LaunchMode::Gemm)), std::string::npos) << k.name;
       }
     }
-#ifdef TESSERA_TEST_PTXAS
-    char tmpl[] = "/tmp/tessera-cuda-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    std::string dir = tmpl, ptxFile = dir + "/k.ptx";
-    std::ofstream(ptxFile) << r.ptx;
-    int rc = 0;
-    std::string out = ::run(std::string(TESSERA_TEST_PTXAS) + " -arch=" + GetParam() + " -v -o " + dir + "/k.cubin " +
-                                ptxFile,
-                            &rc);
-    EXPECT_EQ(rc, 0) << out;
-    // No kernel spills registers to local memory.
-    std::istringstream lines(out);
-    for (std::string line; std::getline(lines, line);)
-      if (line.find("spill stores") != std::string::npos) {
-        EXPECT_NE(line.find(" 0 bytes spill stores"), std::string::npos) << line;
-      }
-    std::remove((dir + "/k.cubin").c_str());
-    std::remove(ptxFile.c_str());
-    rmdir(dir.c_str());
-#endif
+    expectPtxasClean(r.ptx, GetParam());
   }
 }
 
@@ -165,6 +174,130 @@ TEST(CudaCodegen, TensorCoreAndShuffleInstructionsArePresent) {
   NvrtcResult r2 = nvrtcCompile(g2.source, "red.cu", "sm_80", true);
   ASSERT_EQ(r2.kind, NvrtcResult::Kind::Ok) << r2.message;
   EXPECT_NE(r2.ptx.find("shfl.sync.bfly"), std::string::npos);
+}
+
+// Attention kernels: the flash path exists for bf16/f16 with D = Dv in
+// {64, 128} and uses mma.sync, ldmatrix (.trans for V), cp.async and ex2 with
+// nothing in local memory; the generic path covers the rest. Launch planning
+// gives one block per 128 query rows of each batch point with the pipeline's
+// dynamic shared memory, and the mask's broadcast strides.
+TEST(CudaCodegen, AttentionKernelsTakeTheFlashPathWhereTheyCan) {
+  REQUIRE_NVRTC();
+  std::string text;
+  for (auto &[name, t] : tessera::cuda::test::programs())
+    if (name == "attention")
+      text = t;
+  sir::Program p = parse(text);
+  GeneratedProgram g = gen(p);
+  ASSERT_EQ(g.kernels.size(), 5u);
+  EXPECT_TRUE(g.kernels[0].gemm.usable);
+  EXPECT_TRUE(g.kernels[1].gemm.usable);
+  EXPECT_FALSE(g.kernels[2].gemm.usable);
+  EXPECT_NE(g.kernels[2].gemm.why.find("bf16/f16"), std::string::npos) << g.kernels[2].gemm.why;
+  EXPECT_FALSE(g.kernels[3].gemm.usable);
+  EXPECT_FALSE(g.kernels[4].gemm.usable);
+  EXPECT_NE(g.kernels[4].gemm.why.find("static head dims"), std::string::npos) << g.kernels[4].gemm.why;
+  // sm_80, and sm_90a with knob impl="mma": mma.sync fed by ldmatrix;
+  // sm_90a otherwise: wgmma.mma_async for both products (Q and P from
+  // registers, K and V through descriptors), in every variant of knob impl
+  // and the default. ptxas must neither spill nor serialize the wgmma
+  // pipelines.
+  auto withKnob = [&](const std::string &impl) {
+    std::string t = text;
+    if (impl.empty())
+      return t;
+    for (size_t at = t.find("  attention scale"); at != std::string::npos; at = t.find("  attention scale", at + 40))
+      t.insert(t.find('\n', at) + 1, "  knobs impl=\"" + impl + "\"\n");
+    return t;
+  };
+  struct Variant {
+    const char *arch, *impl;
+    bool wgmma;
+  };
+  for (Variant var : {Variant{"sm_80", "", false}, Variant{"sm_90a", "mma", false}, Variant{"sm_90a", "wgmma2", true},
+                      Variant{"sm_90a", "wgmma3", true}, Variant{"sm_90a", "", true}}) {
+    SCOPED_TRACE(std::string(var.arch) + " impl=" + var.impl);
+    int sm = 0;
+    bool a = false;
+    ASSERT_TRUE(parseArchitecture(var.arch, &sm, &a));
+    GeneratedProgram vg = gen(parse(withKnob(var.impl)), sm, a);
+    NvrtcResult r = nvrtcCompile(vg.source, "attention.cu", var.arch, true);
+    ASSERT_EQ(r.kind, NvrtcResult::Kind::Ok) << r.message;
+    for (size_t i = 0; i < 2; ++i) {
+      std::string fn = vg.kernels[i].function(LaunchMode::Gemm);
+      size_t b = r.ptx.find(".entry " + fn);
+      ASSERT_NE(b, std::string::npos) << fn;
+      size_t e = r.ptx.find(".entry ", b + 1);
+      std::string body = r.ptx.substr(b, e == std::string::npos ? std::string::npos : e - b);
+      std::string ty = i == 0 ? "bf16" : "f16";
+      if (var.wgmma) {
+        EXPECT_NE(body.find("wgmma.mma_async.sync.aligned.m64n64k16.f32." + ty + "." + ty), std::string::npos);
+        EXPECT_NE(body.find("wgmma.mma_async.sync.aligned.m64n" + std::string(i == 0 ? "128" : "64") + "k16.f32." + ty +
+                            "." + ty),
+                  std::string::npos);
+        EXPECT_NE(body.find("fence.proxy.async.shared::cta"), std::string::npos);
+        EXPECT_EQ(body.find("mma.sync"), std::string::npos);
+      } else {
+        EXPECT_NE(body.find("mma.sync.aligned.m16n8k16.row.col.f32." + ty + "." + ty + ".f32"), std::string::npos);
+        EXPECT_NE(body.find("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16"), std::string::npos);
+        EXPECT_EQ(body.find("wgmma"), std::string::npos);
+      }
+      EXPECT_NE(body.find("ldmatrix.sync.aligned.m8n8.x4.shared.b16"), std::string::npos);
+      EXPECT_NE(body.find("cp.async.cg.shared.global"), std::string::npos);
+      EXPECT_NE(body.find("ex2.approx"), std::string::npos);
+      EXPECT_EQ(body.find("ld.local"), std::string::npos);
+      EXPECT_EQ(body.find("st.local"), std::string::npos);
+    }
+    expectPtxasClean(r.ptx, var.arch);
+  }
+  // Defaults on sm_90a: the P V overlap at D = 128, the deeper one at D = 64.
+  {
+    GeneratedProgram hopper = gen(p, 90, true);
+    EXPECT_NE(hopper.source.find("tsr_flash_fwd_wgmma<128, true, true, false, false>"), std::string::npos);
+    EXPECT_NE(hopper.source.find("tsr_flash_fwd_wgmma<64, false, false, true, true>"), std::string::npos);
+  }
+  // B=4, S=4096 (s1), T=4096 (s2), D symbol=128 (s3).
+  int64_t sym[] = {4, 4096, 1000, 64};
+  LaunchConfig c;
+  std::string error;
+  ASSERT_TRUE(planLaunch(p, 0, g.kernels[0], sym, 132, &c, &error)) << error;
+  EXPECT_EQ(c.mode, LaunchMode::Gemm);
+  EXPECT_EQ(c.grid[0], 4u * 16 * 32);
+  EXPECT_EQ(c.block[0], 256u);
+  EXPECT_EQ(c.sharedBytes, 4u * 2 * 64 * 128 * 2 + 1024); // 4 stages of K and V tiles, 1 KB alignment
+  ASSERT_GE(c.extras.size(), 7u + 4);
+  EXPECT_EQ(c.extras[0], 4 * 16);  // batch points
+  EXPECT_EQ(c.extras[1], 4096);    // Sq
+  EXPECT_EQ(c.extras[2], 4096);    // Sk
+  ASSERT_TRUE(planLaunch(p, 1, g.kernels[1], sym, 132, &c, &error)) << error;
+  EXPECT_EQ(c.mode, LaunchMode::Gemm);
+  EXPECT_EQ(c.grid[0], 4u * 2 * 32);
+  EXPECT_EQ(c.sharedBytes, 4u * 2 * 64 * 64 * 2 + 1024); // D = 64
+  // Mask [B, 1, S, T] against scores [B, 2, S, T]: rows T apart, cols 1,
+  // batch dim 0 stride S*T, head dim broadcast (0).
+  ASSERT_EQ(c.extras.size(), 7u + 4);
+  EXPECT_EQ(c.extras[2], 1000);
+  EXPECT_EQ(c.extras[5], 1000);
+  EXPECT_EQ(c.extras[6], 1);
+  EXPECT_EQ(c.extras[7], 4);           // batch dim 0 extent
+  EXPECT_EQ(c.extras[8], 4096 * 1000); // its mask stride
+  EXPECT_EQ(c.extras[9], 2);           // heads
+  EXPECT_EQ(c.extras[10], 0);          // broadcast
+  ASSERT_TRUE(planLaunch(p, 2, g.kernels[2], sym, 132, &c, &error)) << error;
+  EXPECT_EQ(c.mode, LaunchMode::Thread);
+  EXPECT_EQ(c.extras[3], 32);
+  EXPECT_EQ(c.extras[4], 16);
+  int64_t empty[] = {0, 4096, 1000, 64};
+  ASSERT_TRUE(planLaunch(p, 0, g.kernels[0], empty, 132, &c, &error)) << error;
+  EXPECT_TRUE(c.empty);
+  // Cost model: tensor-core rate for flash, about half the flops when causal.
+  GpuModel gpu = gpuModelFor(90, 132);
+  CostResult flash = estimateKernelCost(p, 0, g.kernels[0], gpu, sym);
+  EXPECT_TRUE(flash.feasible);
+  EXPECT_NEAR(flash.flops, 4.0 * 64 * 4096 * 2048.5 * 128, 1e9);
+  CostResult generic = estimateKernelCost(p, 2, g.kernels[2], gpu, sym);
+  EXPECT_TRUE(generic.feasible);
+  EXPECT_GT(generic.seconds, 0);
 }
 
 // 16-byte vector accesses: a contiguous elementwise kernel (flat) and the
@@ -350,13 +483,19 @@ TEST(CudaCodegen, LaunchModesFollowShapes) {
   EXPECT_EQ(c.grid[0], (7000u + 255) / 256);
 
   // GEMM strides from the affine index maps: A [3, 13, 24] at [p0, p1, r0];
-  // B [N, 24] at [p2, r0] (transposed).
+  // B [N, 24] at [p2, r0] (transposed). Aligned rows: the pipelined path
+  // (wgmma on sm_90a); gemm_path=mma keeps the mma.sync fallback.
   GeneratedProgram gm = gen(mm);
   size_t bt = kernelIndex(mm, "mm_f16_bt");
   int64_t n[] = {40};
   ASSERT_TRUE(planLaunch(mm, bt, gm.kernels[bt], n, 132, &c, &error));
+  EXPECT_EQ(c.mode, LaunchMode::Wgmma);
+  EXPECT_GT(c.sharedBytes, 48u * 1024);
+  mm.kernels[bt].knobs["gemm_path"] = std::string("mma");
+  ASSERT_TRUE(planLaunch(mm, bt, gm.kernels[bt], n, 132, &c, &error));
   EXPECT_EQ(c.mode, LaunchMode::Gemm);
-  ASSERT_EQ(c.extras.size(), 5u);
+  EXPECT_EQ(c.sharedBytes, 0u);
+  ASSERT_EQ(c.extras.size(), kGemmExtraSlots);
   EXPECT_EQ(c.extras[0], 24); // sAm
   EXPECT_EQ(c.extras[1], 1);  // sAk
   EXPECT_EQ(c.extras[2], 1);  // sBk
@@ -372,6 +511,7 @@ TEST(CudaCodegen, LaunchModesFollowShapes) {
   int64_t odd[] = {36};
   ASSERT_TRUE(planLaunch(mm, nb, gm.kernels[nb], odd, 132, &c, &error));
   EXPECT_EQ(c.extras[4], 0);  // rows of B not 16-byte aligned
+  EXPECT_EQ(c.mode, LaunchMode::Gemm); // ... so no cp.async pipeline either
 }
 
 TEST(CudaCodegen, Architectures) {
@@ -403,7 +543,7 @@ TEST(CudaCostModel, GemmAndBandwidth) {
   int64_t n[] = {4096};
   CostResult r = estimateKernelCost(mm, k, g.kernels[k], h100, n);
   EXPECT_TRUE(r.feasible) << r.reason;
-  EXPECT_EQ(r.mode, LaunchMode::Gemm);
+  EXPECT_EQ(r.mode, LaunchMode::Wgmma);
   EXPECT_DOUBLE_EQ(r.flops, 2.0 * 3 * 13 * 4096 * 24);
   EXPECT_GT(r.bytes, 3.0 * 13 * 4096 * 2);
   EXPECT_GT(r.occupancy, 0.0);
@@ -412,9 +552,306 @@ TEST(CudaCostModel, GemmAndBandwidth) {
   r = estimateKernelCost(mm, k, g.kernels[k], h100, n1);
   CostResult r2 = estimateKernelCost(mm, k, g.kernels[k], h100, n2);
   EXPECT_GT(r2.seconds, r.seconds);
-  // A100 is slower than H100 on the same kernel.
-  CostResult r3 = estimateKernelCost(mm, k, g.kernels[k], gpuModelFor(80, 0), n2);
+  // A100 is slower than H100 on the same kernel (compiled for sm_80).
+  GeneratedProgram g80 = gen(mm, 80, false);
+  CostResult r3 = estimateKernelCost(mm, k, g80.kernels[k], gpuModelFor(80, 0), n2);
+  EXPECT_TRUE(r3.feasible) << r3.reason;
+  EXPECT_EQ(r3.mode, LaunchMode::GemmAsync);
   EXPECT_GT(r3.seconds, r2.seconds);
+}
+
+// ---- pipelined GEMM and the cuBLASLt library path -----------------------------------
+
+sir::Program gemmPaths() {
+  for (auto &[name, text] : tessera::cuda::test::programs())
+    if (name == "gemm_paths")
+      return parse(text);
+  return {};
+}
+
+TEST(CudaGemm, VariantsPerKernel) {
+  sir::Program p = gemmPaths();
+  GeneratedProgram g = gen(p);
+  const KernelPlan *plain = planNamed(g, "plain_bf16"), *scores = planNamed(g, "scores_f16");
+  const KernelPlan *at = planNamed(g, "a_transposed"), *f32 = planNamed(g, "exact_f32");
+  ASSERT_TRUE(plain && scores && at && f32);
+  EXPECT_TRUE(plain->gemm.wgmma && plain->gemm.plainStore);
+  EXPECT_FALSE(plain->gemm.async) << "sm_90a: the mma.sync pipeline only on request (NVRTC time)";
+  EXPECT_TRUE(plain->gemm.bNContig);
+  EXPECT_FALSE(plain->gemm.bKContig);
+  EXPECT_TRUE(scores->gemm.wgmma && scores->gemm.bKContig);
+  EXPECT_FALSE(scores->gemm.plainStore) << "scaled before the store";
+  EXPECT_TRUE(at->gemm.usable);
+  EXPECT_FALSE(at->gemm.async) << "A contiguous along m: the mma.sync fallback only";
+  EXPECT_FALSE(f32->gemm.usable) << "f32 stays exact without tf32";
+  // sm_80: no wgmma; the cp.async + ldmatrix variant stays.
+  GeneratedProgram g80 = gen(p, 80, false);
+  EXPECT_TRUE(planNamed(g80, "plain_bf16")->gemm.async);
+  EXPECT_FALSE(planNamed(g80, "plain_bf16")->gemm.wgmma);
+  // Shared memory of the variants fits each architecture's per-block limit.
+  EXPECT_LE(plain->gemm.wgmmaConfig.sharedBytes(), gpuModelFor(90, 0).sharedBytesPerBlock);
+  p.kernels[kernelIndex(p, "plain_bf16")].knobs["gemm_path"] = std::string("mma_async");
+  EXPECT_TRUE(planNamed(gen(p), "plain_bf16")->gemm.async);
+  EXPECT_LE(planNamed(g80, "plain_bf16")->gemm.asyncConfig.sharedBytes(), gpuModelFor(80, 0).sharedBytesPerBlock);
+  GeneratedProgram g89 = gen(p, 89, false);
+  EXPECT_LE(planNamed(g89, "plain_bf16")->gemm.asyncConfig.sharedBytes(), gpuModelFor(89, 0).sharedBytesPerBlock);
+}
+
+TEST(CudaGemm, InstructionsOfThePipelinedPaths) {
+  REQUIRE_NVRTC();
+  sir::Program p = gemmPaths();
+  // Both B layouts through the mma.sync pipeline as well.
+  for (const char *name : {"scores_f16", "residual_bf16"})
+    p.kernels[kernelIndex(p, name)].knobs["gemm_path"] = std::string("mma_async");
+  GeneratedProgram g = gen(p);
+  NvrtcResult r = nvrtcCompile(g.source, "gemm.cu", "sm_90a", true);
+  ASSERT_EQ(r.kind, NvrtcResult::Kind::Ok) << r.message;
+  for (const char *insn : {"wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16",
+                           "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16", "wgmma.fence.sync.aligned",
+                           "wgmma.wait_group.sync.aligned", "fence.proxy.async.shared::cta", "cp.async.cg.shared.global",
+                           "cp.async.wait_group", "ldmatrix.sync.aligned.m8n8.x4.shared.b16",
+                           "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16", "st.global.v4.u32"})
+    EXPECT_NE(r.ptx.find(insn), std::string::npos) << insn;
+  for (const KernelPlan &k : g.kernels) {
+    if (k.gemm.async) {
+      EXPECT_NE(r.ptx.find(".entry " + k.function(LaunchMode::GemmAsync)), std::string::npos) << k.name;
+    }
+    if (k.gemm.wgmma) {
+      EXPECT_NE(r.ptx.find(".entry " + k.function(LaunchMode::Wgmma)), std::string::npos) << k.name;
+    }
+    if (k.library.usable) {
+      EXPECT_NE(r.ptx.find(".entry " + k.function(LaunchMode::LibEpilogue)), std::string::npos) << k.name;
+    }
+  }
+  NvrtcResult r80 = nvrtcCompile(gen(p, 80, false).source, "gemm.cu", "sm_80", true);
+  ASSERT_EQ(r80.kind, NvrtcResult::Kind::Ok) << r80.message;
+  EXPECT_EQ(r80.ptx.find("wgmma"), std::string::npos);
+  EXPECT_NE(r80.ptx.find("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16"), std::string::npos);
+}
+
+TEST(CudaGemm, LaunchPicksTheFastestPathThatApplies) {
+  sir::Program p = gemmPaths();
+  GeneratedProgram g = gen(p);
+  size_t k = kernelIndex(p, "plain_bf16");
+  LaunchConfig c;
+  std::string error;
+  int64_t big[] = {4096, 4096, 4096};
+  ASSERT_TRUE(planLaunch(p, k, g.kernels[k], big, 132, &c, &error));
+  EXPECT_EQ(c.mode, LaunchMode::Wgmma);
+  EXPECT_EQ(c.grid[0], 32u * 16u); // 128 x 256 tiles
+  EXPECT_EQ(c.block[0], 256u);
+  EXPECT_EQ(c.sharedBytes, uint32_t(g.kernels[k].gemm.wgmmaConfig.sharedBytes()));
+  p.kernels[k].knobs["gemm_path"] = std::string("mma_async");
+  GeneratedProgram ga = gen(p);
+  ASSERT_TRUE(planLaunch(p, k, ga.kernels[k], big, 132, &c, &error));
+  EXPECT_EQ(c.mode, LaunchMode::GemmAsync);
+  EXPECT_EQ(c.sharedBytes, uint32_t(ga.kernels[k].gemm.asyncConfig.sharedBytes()));
+  p.kernels[k].knobs.erase("gemm_path");
+  // K not a multiple of 8: the 16-byte chunks would straddle rows.
+  int64_t oddK[] = {4096, 4096, 4092 + 1};
+  ASSERT_TRUE(planLaunch(p, k, g.kernels[k], oddK, 132, &c, &error));
+  EXPECT_EQ(c.mode, LaunchMode::Gemm);
+  // B [n][k]: N need not be a multiple of 8.
+  size_t sc = kernelIndex(p, "scores_f16");
+  int64_t ragged[] = {100, 77, 64};
+  ASSERT_TRUE(planLaunch(p, sc, g.kernels[sc], ragged, 132, &c, &error));
+  EXPECT_EQ(c.mode, LaunchMode::Wgmma);
+  EXPECT_EQ(c.grid[2], 4u);
+  // The library epilogue: one thread per output element, grid-stride.
+  ASSERT_TRUE(planLibraryEpilogue(p, sc, g.kernels[sc], ragged, 132, &c));
+  EXPECT_EQ(c.mode, LaunchMode::LibEpilogue);
+  EXPECT_EQ(c.extras.size(), kGemmExtraSlots);
+  EXPECT_EQ(c.grid[0], uint32_t((4 * 100 * 77 + 255) / 256));
+}
+
+TEST(CudaCublasLt, WhatTheLibraryRunsItself) {
+  sir::Program p = gemmPaths();
+  auto plan = [&](const char *name) { return planLibrary(p.kernels[kernelIndex(p, name)]); };
+  LibraryPlan plain = plan("plain_bf16");
+  ASSERT_TRUE(plain.usable) << plain.why;
+  EXPECT_TRUE(plain.direct) << plain.notDirect;
+  EXPECT_EQ(plain.alpha, 1.f);
+  EXPECT_EQ(plain.residualOperand, -1);
+  LibraryPlan scores = plan("scores_f16");
+  EXPECT_TRUE(scores.direct) << scores.notDirect;
+  EXPECT_EQ(scores.alpha, 0.125f);
+  LibraryPlan res = plan("residual_bf16");
+  EXPECT_TRUE(res.direct) << res.notDirect;
+  EXPECT_EQ(res.residualOperand, 2);
+  EXPECT_EQ(res.outOperand, 3);
+  LibraryPlan at = plan("a_transposed");
+  EXPECT_TRUE(at.usable) << at.why;
+  EXPECT_FALSE(at.direct) << "relu: the generated epilogue runs after cuBLASLt";
+  LibraryPlan f32 = plan("exact_f32");
+  EXPECT_TRUE(f32.usable);
+  EXPECT_FALSE(f32.tf32);
+  EXPECT_TRUE(f32.direct);
+  sir::Program mm;
+  for (auto &[name, text] : tessera::cuda::test::programs())
+    if (name == "matmul")
+      mm = parse(text);
+  LibraryPlan gelu = planLibrary(mm.kernels[kernelIndex(mm, "mm_bf16")]);
+  EXPECT_TRUE(gelu.usable);
+  EXPECT_FALSE(gelu.direct);
+  // bf16 out, dense, the epilogue reads no operand shaped like it: cuBLASLt
+  // writes the rounded product into the output, _epi finishes in place.
+  EXPECT_TRUE(gelu.narrow);
+  {
+    size_t g = kernelIndex(mm, "mm_bf16");
+    std::vector<int64_t> sym(mm.symbols.size(), 64);
+    LtProblem lt;
+    std::string why;
+    ASSERT_TRUE(libraryProblem(mm, g, gelu, sym.data(), false, &lt, &why)) << why;
+    EXPECT_TRUE(lt.narrow);
+    EXPECT_EQ(lt.dOperand, gelu.narrowOperand);
+    EXPECT_EQ(lt.d.type, TESSERA_DTYPE_BF16);
+    EXPECT_EQ(lt.scratchElems, 0u);
+  }
+  EXPECT_FALSE(f32.narrow) << "f32 output: the f32 product is the output's own dtype";
+  EXPECT_TRUE(planLibrary(mm.kernels[kernelIndex(mm, "mm_tf32")]).tf32);
+  EXPECT_EQ(libraryChoice(mm.kernels[0]), LibraryChoice::Auto);
+  mm.kernels[0].knobs["library"] = std::string("cublaslt");
+  EXPECT_EQ(libraryChoice(mm.kernels[0]), LibraryChoice::Force);
+  mm.kernels[0].knobs["library"] = std::string("generic");
+  EXPECT_EQ(libraryChoice(mm.kernels[0]), LibraryChoice::Never);
+}
+
+TEST(CudaCublasLt, ColumnMajorProblems) {
+  sir::Program p = gemmPaths();
+  LtProblem lt;
+  std::string why;
+  // Row-major C = A B is column-major C^T = B^T A^T: Lt's A is our B (N x K,
+  // ld N), Lt's B our A (K x M, ld K), D N x M (ld N); no transposes.
+  size_t k = kernelIndex(p, "plain_bf16");
+  LibraryPlan plain = planLibrary(p.kernels[k]);
+  int64_t s[] = {256, 512, 128};
+  ASSERT_TRUE(libraryProblem(p, k, plain, s, true, &lt, &why)) << why;
+  EXPECT_FALSE(lt.transA);
+  EXPECT_FALSE(lt.transB);
+  EXPECT_EQ(lt.a.rows, 512u);
+  EXPECT_EQ(lt.a.cols, 128u);
+  EXPECT_EQ(lt.a.ld, 512);
+  EXPECT_EQ(lt.b.rows, 128u);
+  EXPECT_EQ(lt.b.cols, 256u);
+  EXPECT_EQ(lt.b.ld, 128);
+  EXPECT_EQ(lt.d.rows, 512u);
+  EXPECT_EQ(lt.d.ld, 512);
+  EXPECT_EQ(lt.d.type, TESSERA_DTYPE_BF16);
+  EXPECT_EQ(lt.aOperand, 1);
+  EXPECT_EQ(lt.bOperand, 0);
+  EXPECT_EQ(lt.dOperand, 2);
+  EXPECT_EQ(lt.batch, 1);
+  ASSERT_EQ(lt.calls.size(), 1u);
+  // Scratch form: D is the dense f32 product.
+  ASSERT_TRUE(libraryProblem(p, k, plain, s, false, &lt, &why)) << why;
+  EXPECT_EQ(lt.dOperand, -1);
+  EXPECT_EQ(lt.d.type, TESSERA_DTYPE_F32);
+  EXPECT_EQ(lt.scratchElems, 256u * 512u);
+  // q k^T: B stored [n][k] -> transA; 4 heads as a strided batch; alpha.
+  size_t sc = kernelIndex(p, "scores_f16");
+  ASSERT_TRUE(libraryProblem(p, sc, planLibrary(p.kernels[sc]), s, true, &lt, &why)) << why;
+  EXPECT_TRUE(lt.transA);
+  EXPECT_EQ(lt.a.rows, 128u); // K
+  EXPECT_EQ(lt.a.ld, 128);
+  EXPECT_EQ(lt.batch, 4);
+  EXPECT_EQ(lt.a.batchStride, 512 * 128);
+  EXPECT_EQ(lt.b.batchStride, 256 * 128);
+  EXPECT_EQ(lt.d.batchStride, 256 * 512);
+  EXPECT_EQ(lt.alpha, 0.125f);
+  EXPECT_EQ(lt.calls.size(), 1u);
+  // x W + residual over [2, M, K]: the batch folds into M (W shared); C.
+  size_t rs = kernelIndex(p, "residual_bf16");
+  ASSERT_TRUE(libraryProblem(p, rs, planLibrary(p.kernels[rs]), s, true, &lt, &why)) << why;
+  EXPECT_EQ(lt.batch, 1);
+  EXPECT_EQ(lt.m, 512u);
+  EXPECT_EQ(lt.b.cols, 512u);
+  EXPECT_EQ(lt.cOperand, 2);
+  EXPECT_EQ(lt.beta, 1.f);
+  // A [K][M]: transB.
+  size_t at = kernelIndex(p, "a_transposed");
+  ASSERT_TRUE(libraryProblem(p, at, planLibrary(p.kernels[at]), s, false, &lt, &why)) << why;
+  EXPECT_TRUE(lt.transB);
+  EXPECT_EQ(lt.b.rows, 256u);
+  EXPECT_EQ(lt.b.ld, 256);
+  EXPECT_FALSE(libraryProblem(p, at, planLibrary(p.kernels[at]), s, true, &lt, &why)) << "relu is not direct";
+  // K = 0 stays with the generated kernel.
+  int64_t k0[] = {4, 4, 0};
+  EXPECT_FALSE(libraryProblem(p, k, plain, k0, true, &lt, &why));
+}
+
+TEST(CudaCublasLt, BatchesThatAreNotOneStride) {
+  // Attention's p v: heads address v through (p1 * 64 + p3); the batch
+  // [s0, 8] is no single stride, so each outer point is one call.
+  sir::Program p = parse(R"(tessera-schedule v1
+symbols B S
+kernel "pv" matmul {
+  operand 0 in bf16 [s0, 8, s1, s1]
+  operand 1 in bf16 [s0, s1, 512]
+  operand 2 out bf16 [s0, 8, s1, 64]
+  parallel [s0, 8, s1, 64]
+  stage reduce [s1] {
+    v0: f32 = load 0 [p0, p1, p2, r0]
+    v1: f32 = load 1 [p0, r0, ((p1 * 64) + p3)]
+    v2: f32 = mul v0 v1
+    v3: f32 = reduce sum v2
+  }
+  stage map [] {
+    store 2 [p0, p1, p2, p3] v3
+  }
+}
+)");
+  LibraryPlan plan = planLibrary(p.kernels[0]);
+  ASSERT_TRUE(plan.direct) << plan.notDirect;
+  LtProblem lt;
+  std::string why;
+  int64_t s[] = {3, 32};
+  ASSERT_TRUE(libraryProblem(p, 0, plan, s, true, &lt, &why)) << why;
+  EXPECT_EQ(lt.batch, 8);
+  EXPECT_EQ(lt.a.batchStride, 64);
+  EXPECT_EQ(lt.a.ld, 512);
+  ASSERT_EQ(lt.calls.size(), 3u);
+  EXPECT_EQ(lt.calls[1].a, 32 * 512);
+  EXPECT_EQ(lt.calls[2].d, 2 * 8 * 32 * 64);
+}
+
+TEST(CudaCublasLt, CostModelPrefersTheLibraryForLargeGemms) {
+  sir::Program p = gemmPaths();
+  GeneratedProgram g = gen(p);
+  GpuModel h100 = gpuModelFor(90, 132);
+  size_t k = kernelIndex(p, "plain_bf16");
+  int64_t big[] = {4096, 4096, 4096}, tiny[] = {8, 8, 8};
+  CostResult lib = estimateLibraryCost(p, k, g.kernels[k], h100, big);
+  CostResult gen1 = estimateKernelCost(p, k, g.kernels[k], h100, big);
+  EXPECT_TRUE(lib.feasible);
+  EXPECT_TRUE(lib.library);
+  EXPECT_LT(lib.seconds, gen1.seconds);
+  EXPECT_TRUE(libraryPreferred(p, k, g.kernels[k], h100, big));
+  EXPECT_FALSE(libraryPreferred(p, k, g.kernels[k], h100, tiny)) << "a launch either way: no host call";
+  // Exact f32: cuBLASLt's SGEMM beats one thread per output.
+  size_t f = kernelIndex(p, "exact_f32");
+  int64_t mid[] = {1024, 1024, 1024};
+  EXPECT_TRUE(libraryPreferred(p, f, g.kernels[f], h100, mid));
+  // Not a canonical matmul: infeasible, with the reason.
+  sir::Program red;
+  for (auto &[name, text] : tessera::cuda::test::programs())
+    if (name == "reductions")
+      red = parse(text);
+  GeneratedProgram gr = gen(red);
+  int64_t rows[] = {64, 64};
+  CostResult none = estimateLibraryCost(red, 0, gr.kernels[0], h100, rows);
+  EXPECT_FALSE(none.feasible);
+  EXPECT_NE(none.reason.find("cublaslt"), std::string::npos) << none.reason;
+}
+
+TEST(CudaCublasLt, LoaderReportsItself) {
+  std::string why;
+  bool ok = cublasLtAvailable(&why);
+  std::printf("cuBLASLt here: %s\n", cublasLtDescription().c_str());
+  if (!ok) {
+    EXPECT_FALSE(why.empty());
+    GTEST_SKIP() << why;
+  }
+  EXPECT_NE(cublasLtDescription().find("cuBLASLt"), std::string::npos);
 }
 
 // ---- the plugin through its ABI --------------------------------------------------
@@ -529,6 +966,10 @@ TEST_F(CudaPlugin, TableAndNoDeviceStatus) {
   tessera_backend_buffer_t *b = nullptr;
   EXPECT_EQ(Status(api_->buffer_allocate(plugin_, 0, 64, &b)).code, TESSERA_STATUS_NO_DEVICE);
   EXPECT_EQ(Status(api_->synchronize(plugin_, 0)).code, TESSERA_STATUS_NO_DEVICE);
+  // Zero-copy import (ABI 0.2): present, and refused without a device.
+  ASSERT_NE(api_->buffer_wrap, nullptr);
+  float host[4] = {};
+  EXPECT_EQ(Status(api_->buffer_wrap(plugin_, 0, host, sizeof(host), &b)).code, TESSERA_STATUS_NO_DEVICE);
 }
 
 TEST_F(CudaPlugin, CompileOnlySerializeAndValidate) {

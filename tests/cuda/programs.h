@@ -316,6 +316,144 @@ kernel "triangular" loop {
   p.push_back({"matmul", "tessera-schedule v1\nsymbols N\n" + mm("mm_bf16", "bf16", "", false) +
                              mm("mm_f16_bt", "f16", "", true) + mm("mm_tf32", "f32", " tf32=1", false) +
                              mm("mm_f32", "f32", "", false)});
+
+  // GEMM paths (GemmKernel.h, CublasLt.h): a plain bf16 store (16-byte
+  // epilogue; cuBLASLt direct), batched q k^T * scale (B [n][k]; alpha),
+  // a residual add (cuBLASLt's C), a transposed A (the mma.sync fallback),
+  // and an exact f32 matmul (cuBLASLt only).
+  p.push_back({"gemm_paths", R"(tessera-schedule v1
+symbols M N K
+kernel "plain_bf16" matmul {
+  operand 0 in bf16 [s0, s2]
+  operand 1 in bf16 [s2, s1]
+  operand 2 out bf16 [s0, s1]
+  parallel [s0, s1]
+  stage reduce [s2] {
+    v0: f32 = load 0 [p0, r0]
+    v1: f32 = load 1 [r0, p1]
+    v2: f32 = mul v0 v1
+    v3: f32 = reduce sum v2
+  }
+  stage map [] {
+    store 2 [p0, p1] v3
+  }
+}
+kernel "scores_f16" matmul {
+  operand 0 in f16 [4, s0, s2]
+  operand 1 in f16 [4, s1, s2]
+  operand 2 out f16 [4, s0, s1]
+  parallel [4, s0, s1]
+  stage reduce [s2] {
+    v0: f32 = load 0 [p0, p1, r0]
+    v1: f32 = load 1 [p0, p2, r0]
+    v2: f32 = mul v0 v1
+    v3: f32 = reduce sum v2
+  }
+  stage map [] {
+    v4: f32 = const 0.125
+    v5: f32 = mul v3 v4
+    store 2 [p0, p1, p2] v5
+  }
+}
+kernel "residual_bf16" matmul {
+  operand 0 in bf16 [2, s0, s2]
+  operand 1 in bf16 [s2, s1]
+  operand 2 in bf16 [2, s0, s1]
+  operand 3 out bf16 [2, s0, s1]
+  parallel [2, s0, s1]
+  stage reduce [s2] {
+    v0: f32 = load 0 [p0, p1, r0]
+    v1: f32 = load 1 [r0, p2]
+    v2: f32 = mul v0 v1
+    v3: f32 = reduce sum v2
+  }
+  stage map [] {
+    v4: f32 = load 2 [p0, p1, p2]
+    v5: f32 = add v4 v3
+    store 3 [p0, p1, p2] v5
+  }
+}
+kernel "a_transposed" matmul {
+  operand 0 in bf16 [s2, s0]
+  operand 1 in bf16 [s2, s1]
+  operand 2 out bf16 [s0, s1]
+  parallel [s0, s1]
+  stage reduce [s2] {
+    v0: f32 = load 0 [r0, p0]
+    v1: f32 = load 1 [r0, p1]
+    v2: f32 = mul v0 v1
+    v3: f32 = reduce sum v2
+  }
+  stage map [] {
+    v4: f32 = relu v3
+    store 2 [p0, p1] v4
+  }
+}
+kernel "exact_f32" matmul {
+  operand 0 in f32 [s0, s2]
+  operand 1 in f32 [s2, s1]
+  operand 2 out f32 [s0, s1]
+  parallel [s0, s1]
+  stage reduce [s2] {
+    v0: f32 = load 0 [p0, r0]
+    v1: f32 = load 1 [r0, p1]
+    v2: f32 = mul v0 v1
+    v3: f32 = reduce sum v2
+  }
+  stage map [] {
+    store 2 [p0, p1] v3
+  }
+}
+)"});
+
+  // Attention kernels (kind `attention`): the flash path (bf16 D=128 causal,
+  // f16 D=64 with a broadcast mask) and the generic one (f32 with Dv != D,
+  // f64, bf16 with a symbolic head dim).
+  p.push_back({"attention", R"(tessera-schedule v1
+symbols B S T D
+kernel "flash_bf16_causal" attention {
+  operand 0 in bf16 [s0, 16, s1, 128]
+  operand 1 in bf16 [s0, 16, s1, 128]
+  operand 2 in bf16 [s0, 16, s1, 128]
+  operand 3 out bf16 [s0, 16, s1, 128]
+  parallel [s0, 16, s1, 128]
+  attention scale=0.088388347648318447 causal=1
+}
+kernel "flash_f16_mask" attention {
+  operand 0 in f16 [s0, 2, s1, 64]
+  operand 1 in f16 [s0, 2, s2, 64]
+  operand 2 in f16 [s0, 2, s2, 64]
+  operand 3 in f16 [s0, 1, s1, s2]
+  operand 4 out f16 [s0, 2, s1, 64]
+  parallel [s0, 2, s1, 64]
+  attention scale=0.125 causal=0
+}
+kernel "generic_f32_dv" attention {
+  operand 0 in f32 [s0, s1, 32]
+  operand 1 in f32 [s0, s2, 32]
+  operand 2 in f32 [s0, s2, 16]
+  operand 3 in f32 [s1, s2]
+  operand 4 out f32 [s0, s1, 16]
+  parallel [s0, s1, 16]
+  attention scale=0.17677669529663687 causal=1
+}
+kernel "generic_f64" attention {
+  operand 0 in f64 [s1, 8]
+  operand 1 in f64 [s2, 8]
+  operand 2 in f64 [s2, 8]
+  operand 3 out f64 [s1, 8]
+  parallel [s1, 8]
+  attention scale=0.35355339059327379 causal=0
+}
+kernel "generic_bf16_symbolic_d" attention {
+  operand 0 in bf16 [s0, s1, s3]
+  operand 1 in bf16 [s0, s1, s3]
+  operand 2 in bf16 [s0, s1, s3]
+  operand 3 out bf16 [s0, s1, s3]
+  parallel [s0, s1, s3]
+  attention scale=0.5 causal=1
+}
+)"});
   return p;
 }
 

@@ -1,5 +1,7 @@
 #include "SirInterpreter.h"
 
+#include "AttentionRef.h"
+
 #include "reference/Evaluator.h"
 #include "reference/Ops.h"
 #include "shape/Binding.h"
@@ -85,6 +87,15 @@ public:
       : k_(k), ops_(std::move(operands)), sym_(symbols) {}
 
   Error run() {
+    if (k_.kind == schedule::Kernel::Kind::Attention) {
+      Buffer &out = *ops_[static_cast<size_t>(k_.attentionOut())];
+      std::string e = testing::runAttentionKernel(
+          k_, sym_.data(), [&](int64_t o, int64_t off) { return ops_[static_cast<size_t>(o)]->data.at(static_cast<size_t>(off)); },
+          [&](int64_t off, double v) { out.data.at(static_cast<size_t>(off)) = ref::roundTo(v, out.dtype); });
+      if (!e.empty())
+        return makeError(ErrorCode::Internal, "kernel \"" + k_.name + "\": " + e);
+      return Error::success();
+    }
     int64_t maxId = -1;
     for (const auto &s : k_.stages)
       for (const auto &in : s.body)

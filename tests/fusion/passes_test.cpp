@@ -151,6 +151,44 @@ func @f(%q: tensor<B x 2 x S x 8 x f32>, %k: tensor<B x 2 x S x 8 x f32>, %v: te
   checkFunction(fn, {{{2, 2, 5, 8}, {2, 2, 5, 8}, {2, 2, 5, 8}}, {{1, 2, 3, 8}, {1, 2, 3, 8}, {1, 2, 3, 8}}});
 }
 
+// Kept whole (a plugin claims it), attention fuses to one `attention`
+// kernel: operands that are not buffers get their own kernels (the scaled
+// q, the splat mask), the consumer (relu) is not fused into it.
+TEST(Passes, AttentionClaimedFusesToOneAttentionKernel) {
+  ir::Function fn = parseFunction(R"(
+func @f(%q: tensor<B x 2 x S x 8 x f32>, %k: tensor<B x 2 x T x 8 x f32>, %v: tensor<B x 2 x T x 4 x f32>, %m: tensor<S x T x f32>) -> tensor<B x 2 x S x 4 x f32> {
+  %q2 = mul(%q, %q)
+  %a = attention(%q2, %k, %v, %m) {causal = true, scale = 0.25}
+  %r = relu(%a)
+  return %r
+}
+)");
+  ASSERT_FALSE(passes::runDecompose(fn, {OpKind::Attention}));
+  ASSERT_EQ(countOps(fn, OpKind::Attention), 1u);
+  fusion::FusedProgram fused =
+      checkFunction(fn, {{{2, 2, 5, 8}, {2, 2, 7, 8}, {2, 2, 7, 4}, {5, 7}}, {{1, 2, 9, 8}, {1, 2, 3, 8}, {1, 2, 3, 4}, {9, 3}}},
+                    kernels(3));
+  ASSERT_EQ(fused.schedule.kernels.size(), 3u);
+  const schedule::Kernel &att = fused.schedule.kernels[1];
+  EXPECT_EQ(att.kind, schedule::Kernel::Kind::Attention) << fusion::dumpFused(fused);
+  EXPECT_EQ(att.operands.size(), 5u);
+  EXPECT_TRUE(att.attention.causal);
+  EXPECT_EQ(att.attention.scale, 0.25);
+  EXPECT_EQ(fused.kernels[1].operands[1].kind, fusion::OperandBinding::Kind::Param); // k read in place
+  // q = k = v (self attention of one tensor): three operands, one buffer.
+  ir::Function self = parseFunction(R"(
+func @f(%x: tensor<3 x 16 x f32>) -> tensor<3 x 16 x f32> {
+  %a = attention(%x, %x, %x)
+  return %a
+}
+)");
+  ASSERT_FALSE(passes::runDecompose(self, {OpKind::Attention}));
+  fusion::FusedProgram one = checkFunction(self, {{{3, 16}}}, kernels(1));
+  ASSERT_EQ(one.schedule.kernels.size(), 1u);
+  EXPECT_EQ(one.schedule.kernels[0].operands.size(), 4u);
+  EXPECT_DOUBLE_EQ(one.schedule.kernels[0].attention.scale, 0.25); // 1/sqrt(16)
+}
+
 TEST(Passes, PipelineOnExamples) {
   for (const char *name : {"mlp.tsr", "transformer_block.tsr", "flash_attention.tsr"}) {
     SCOPED_TRACE(name);

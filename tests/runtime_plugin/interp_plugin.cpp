@@ -3,6 +3,14 @@
 // value's dtype. Slow and simple on purpose: a second, independent backend
 // for runtime tests and the conformance suite. One device ("interp:0",
 // host memory). Executables serialize as "TSRINTERP1\n" + the program text.
+//
+// Built twice: `interp` receives attention decomposed like every plugin
+// without the NATIVE_OPS extension (and refuses `attention` kernels);
+// `interp-native` (INTERP_NATIVE_ATTENTION) declares "attention" native and
+// evaluates `attention` kernels in double precision, rounded once at the
+// store, so the conformance suite covers the core's whole-op path without a
+// GPU.
+#include "AttentionRef.h"
 #include "tessera/sdk/backend_sdk.h"
 #include "tessera/sdk/element.h"
 #include "tessera/sdk/schedule_ir.h"
@@ -32,6 +40,13 @@ struct tessera_backend_executable_t {
 namespace {
 
 constexpr char kExecMagic[] = "TSRINTERP1\n";
+#ifdef INTERP_NATIVE_ATTENTION
+constexpr bool kNativeAttention = true;
+constexpr const char *kPluginName = "interp-native";
+#else
+constexpr bool kNativeAttention = false;
+constexpr const char *kPluginName = "interp";
+#endif
 
 using tessera::sdk::makeStatus;
 
@@ -293,8 +308,15 @@ tessera_status_t *buildExecutable(tessera_backend_plugin_t *p, const std::string
     delete exe;
     return makeStatus(p->host, badCode, "interp: Schedule IR does not parse: %s", error.str().c_str());
   }
-  for (const Kernel &k : exe->program.kernels)
+  for (const Kernel &k : exe->program.kernels) {
+    if (k.kind == Kernel::Kind::Attention && !kNativeAttention) {
+      delete exe;
+      return makeStatus(p->host, TESSERA_STATUS_UNSUPPORTED,
+                        "interp: kernel '%s': attention kernels need the NATIVE_OPS extension (interp-native)",
+                        k.name.c_str());
+    }
     exe->valueCount.push_back(maxValueId(k));
+  }
   *out = exe;
   return nullptr;
 }
@@ -423,16 +445,33 @@ tessera_status_t *launch(tessera_backend_plugin_t *p, const tessera_backend_laun
                         static_cast<unsigned long long>(args->buffers[o]->size));
     in.ops.push_back(std::move(v));
   }
+  if (k.kind == Kernel::Kind::Attention) {
+    OperandView &o = in.ops[static_cast<size_t>(k.attentionOut())];
+    std::string e = tessera::testing::runAttentionKernel(
+        k, args->scalars,
+        [&](int64_t operand, int64_t off) {
+          const OperandView &v = in.ops[static_cast<size_t>(operand)];
+          return loadElement(v.dtype, v.data + off * v.elem);
+        },
+        [&](int64_t off, double value) { storeElement(o.dtype, value, o.data + off * o.elem); });
+    if (!e.empty())
+      return makeStatus(p->host, TESSERA_STATUS_DEVICE_ERROR, "interp: kernel '%s': %s", k.name.c_str(), e.c_str());
+    return nullptr;
+  }
   if (!in.run())
     return makeStatus(p->host, TESSERA_STATUS_DEVICE_ERROR, "interp: %s", in.error.c_str());
   return nullptr;
 }
 tessera_status_t *synchronize(tessera_backend_plugin_t *, uint32_t) { return nullptr; }
 
+const tessera_backend_native_ops_extension_t kNativeOps = {
+    {sizeof(tessera_backend_native_ops_extension_t), TESSERA_BACKEND_EXTENSION_NATIVE_OPS, nullptr}, "attention"};
+
 tessera_backend_api_t makeApi() {
   tessera_backend_api_t api{};
   api.struct_size = sizeof(api);
-  api.name = "interp";
+  api.extensions = kNativeAttention ? &kNativeOps.base : nullptr;
+  api.name = kPluginName;
   api.vendor = "Tessera tests";
   api.version = "0.1.0";
   api.targets = "interp";

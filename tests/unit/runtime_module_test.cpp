@@ -42,7 +42,8 @@ std::string message(tessera_status_t *s) {
 class RuntimeModule : public ::testing::Test {
 protected:
   void SetUp() override {
-    context = makeContext(std::string(TESSERA_TEST_INTERP_PLUGIN_DIR) + ":" + TESSERA_TEST_PLUGIN_DIR);
+    context = makeContext(std::string(TESSERA_TEST_INTERP_PLUGIN_DIR) + ":" + TESSERA_TEST_INTERP_NATIVE_PLUGIN_DIR +
+                          ":" + TESSERA_TEST_PLUGIN_DIR);
     ASSERT_NE(context, nullptr);
     device = findDevice(context, "interp");
     ASSERT_NE(device, nullptr) << "the interp test plugin did not load";
@@ -524,4 +525,53 @@ TEST_F(RuntimeModule, TransformerBlockMatchesTheReference) {
     err = std::max(err, std::fabs(static_cast<double>(fa) - fr) / (1.0 + std::fabs(fr)));
   }
   EXPECT_LT(err, 0.05);
+}
+
+// The core keeps `attention` whole only for a plugin whose NATIVE_OPS
+// extension lists it (interp-native): one Schedule IR `attention` kernel.
+// The plain interp plugin gets the decomposition. Both match the reference.
+TEST_F(RuntimeModule, AttentionStaysWholeOnlyForPluginsThatClaimIt) {
+  const std::string src = R"(
+func @main(%q: tensor<B x 2 x S x 8 x f32>, %k: tensor<B x 2 x T x 8 x f32>, %v: tensor<B x 2 x T x 4 x f32>,
+           %m: tensor<S x T x f32>) -> tensor<B x 2 x S x 4 x f32> {
+  %y = attention(%q, %k, %v, %m) {causal = true, scale = 0.3}
+  return %y
+}
+)";
+  for (std::string plugin : {"interp", "interp-native"}) {
+    SCOPED_TRACE(plugin);
+    device = findDevice(context, plugin);
+    ASSERT_NE(device, nullptr) << plugin << " did not load";
+    std::string schedule;
+    tessera_compile_options_t options{};
+    options.struct_size = TESSERA_COMPILE_OPTIONS_STRUCT_SIZE;
+    options.opt_level = 2;
+    options.dump = "schedule";
+    options.dump_user_data = &schedule;
+    options.dump_callback = [](void *user, const char *, const char *text, size_t size) {
+      static_cast<std::string *>(user)->append(text, size);
+    };
+    tessera_compile_target_t target{};
+    target.struct_size = TESSERA_COMPILE_TARGET_STRUCT_SIZE;
+    target.device = device;
+    tessera_module_t *m = nullptr;
+    TESSERA_ASSERT_OK(tessera_compile(context, src.data(), src.size(), "tessera-ir", &options, &target, &m));
+    modules.push_back(m);
+    size_t kernels = 0;
+    for (size_t at = schedule.find("kernel \""); at != std::string::npos; at = schedule.find("kernel \"", at + 1))
+      ++kernels;
+    bool whole = schedule.find("\" attention {") != std::string::npos;
+    if (plugin == "interp-native") {
+      EXPECT_TRUE(whole) << schedule;
+      EXPECT_EQ(kernels, 1u) << schedule;
+      EXPECT_NE(schedule.find("attention scale=0.29999999999999999 causal=1"), std::string::npos) << schedule;
+    } else {
+      EXPECT_FALSE(whole) << schedule;
+      EXPECT_GE(kernels, 3u) << schedule; // scores (+ scale, mask, causal), softmax, p v
+    }
+    double err = runAndCompare(m, src,
+                               {tensor(TESSERA_DTYPE_F32, {2, 2, 5, 8}, 0.1f), tensor(TESSERA_DTYPE_F32, {2, 2, 7, 8}, 0.2f),
+                                tensor(TESSERA_DTYPE_F32, {2, 2, 7, 4}, 0.3f), tensor(TESSERA_DTYPE_F32, {5, 7}, 0.4f)});
+    EXPECT_LT(err, 1e-5);
+  }
 }

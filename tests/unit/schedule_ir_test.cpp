@@ -70,6 +70,53 @@ TEST(ScheduleIR, RoundTripsExactly) {
   EXPECT_EQ(printed, kSoftmax);
 }
 
+// An attention kernel (kind `attention`): q, k, v, a broadcast mask, out.
+const char *kAttention = R"(tessera-schedule v1
+symbols B S T
+kernel "attention_0" attention {
+  operand 0 in bf16 [s0, 16, s1, 128]
+  operand 1 in bf16 [s0, 16, s2, 128]
+  operand 2 in bf16 [s0, 16, s2, 64]
+  operand 3 in bf16 [s0, 1, s1, s2]
+  operand 4 out bf16 [s0, 16, s1, 64]
+  parallel [s0, 16, s1, 64]
+  attention scale=0.088388347648318447 causal=1
+  knobs block_n=64
+}
+kernel "attention_1" attention {
+  operand 0 in f32 [s1, 8]
+  operand 1 in f32 [s1, 8]
+  operand 2 in f32 [s1, 8]
+  operand 3 out f32 [s1, 8]
+  parallel [s1, 8]
+  attention scale=-0.5 causal=0
+}
+)";
+
+TEST(ScheduleIR, AttentionKernelsRoundTrip) {
+  Program p;
+  ParseError err;
+  ASSERT_TRUE(parseProgram(kAttention, &p, &err)) << err.str();
+  ASSERT_EQ(p.kernels.size(), 2u);
+  const Kernel &a = p.kernels[0];
+  EXPECT_EQ(a.kind, Kernel::Kind::Attention);
+  EXPECT_STREQ(kernelKindName(a.kind), "attention");
+  EXPECT_DOUBLE_EQ(a.attention.scale, 0.088388347648318447);
+  EXPECT_TRUE(a.attention.causal);
+  EXPECT_EQ(a.attentionMask(), 3);
+  EXPECT_EQ(a.attentionOut(), 4);
+  EXPECT_TRUE(a.stages.empty());
+  EXPECT_EQ(a.knobInt("block_n", 0), 64);
+  EXPECT_EQ(p.kernels[1].attentionMask(), -1);
+  EXPECT_FALSE(p.kernels[1].attention.causal);
+  EXPECT_EQ(p.kernels[1].attention.scale, -0.5);
+  std::string printed = printProgram(p);
+  EXPECT_EQ(printed, kAttention);
+  Program q;
+  ASSERT_TRUE(parseProgram(printed, &q, &err)) << err.str() << "\n" << printed;
+  EXPECT_EQ(printProgram(q), printed);
+}
+
 TEST(ScheduleIR, EvaluatesIndexWithFlooredDivision) {
   IndexExpr e = IndexExpr::binary(IndexExpr::Kind::FloorDiv, IndexExpr::parallel(0) - IndexExpr::constant(7),
                                   IndexExpr::constant(2));
@@ -151,6 +198,32 @@ INSTANTIATE_TEST_SUITE_P(
                 "reduce outside a reduce stage"},
         BadCase{"tessera-schedule v1\nkernel \"k\" matmul {\n parallel [4, 4]\n stage map [] {\n }\n}\n",
                 "matmul kernels need"},
-        BadCase{"tessera-schedule v1\nkernel \"k\" loop {\n parallel [4\n", "expected ','"}));
+        BadCase{"tessera-schedule v1\nkernel \"k\" loop {\n parallel [4\n", "expected ','"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" attention {\n operand 0 in f32 [4, 8]\n operand 1 in f32 [4, 8]\n"
+                " operand 2 in f32 [4, 8]\n operand 3 out f32 [4, 8]\n parallel [4, 8]\n}\n",
+                "expected 'attention'"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" attention {\n operand 0 in f32 [4, 8]\n operand 1 in f32 [4, 8]\n"
+                " operand 2 in f32 [4, 8]\n operand 3 out f32 [4, 8]\n parallel [4, 8]\n attention scale=0.5 causal=2\n}\n",
+                "causal must be 0 or 1"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" attention {\n operand 0 in f32 [4, 8]\n operand 1 in f32 [4, 8]\n"
+                " operand 2 out f32 [4, 8]\n parallel [4, 8]\n attention scale=0.5 causal=0\n}\n",
+                "4 or 5 operands"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" attention {\n operand 0 in f32 [4, 8]\n operand 1 in f32 [5, 4]\n"
+                " operand 2 in f32 [5, 8]\n operand 3 out f32 [4, 8]\n parallel [4, 8]\n attention scale=0.5 causal=0\n}\n",
+                "head dims of q and k differ"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" attention {\n operand 0 in f32 [4, 8]\n operand 1 in f32 [5, 8]\n"
+                " operand 2 in f32 [5, 8]\n operand 3 in f32 [3, 5]\n operand 4 out f32 [4, 8]\n parallel [4, 8]\n"
+                " attention scale=0.5 causal=0\n}\n",
+                "mask dim 0 neither 1 nor the score dim"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" attention {\n operand 0 in i32 [4, 8]\n operand 1 in i32 [4, 8]\n"
+                " operand 2 in i32 [4, 8]\n operand 3 out i32 [4, 8]\n parallel [4, 8]\n attention scale=0.5 causal=0\n}\n",
+                "one float dtype"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" attention {\n operand 0 in f32 [4, 8]\n operand 1 in f32 [4, 8]\n"
+                " operand 2 in f32 [4, 8]\n operand 3 out f32 [4, 8]\n parallel [4, 8]\n attention scale=inf causal=0\n}\n",
+                "scale must be finite"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" attention {\n operand 0 in f32 [4, 8]\n operand 1 in f32 [4, 8]\n"
+                " operand 2 in f32 [4, 8]\n operand 3 out f32 [4, 8]\n parallel [4, 8]\n attention scale=1 causal=0\n"
+                " stage map [] {\n }\n}\n",
+                "attention kernels have no stages"}));
 
 } // namespace

@@ -11,8 +11,8 @@
  * INCOMPATIBLE_VERSION status. The function table is append-only: its
  * struct_size says which slots exist, and a slot beyond struct_size, or a
  * NULL optional slot, means "unsupported". Optional capabilities (cost model,
- * measurement, collectives, profiling) are extension nodes chained from the
- * table, so later additions never change the v1 layout.
+ * measurement, collectives, profiling, native ops) are extension nodes
+ * chained from the table, so later additions never change the v1 layout.
  *
  * Errors: every slot returns tessera_status_t* (NULL = success). A plugin
  * creates errors only with host->status_create(); the host owns and frees
@@ -138,6 +138,7 @@ typedef enum tessera_backend_extension_type_t {
   TESSERA_BACKEND_EXTENSION_MEASUREMENT = 2,
   TESSERA_BACKEND_EXTENSION_COLLECTIVES = 3,
   TESSERA_BACKEND_EXTENSION_PROFILING = 4,
+  TESSERA_BACKEND_EXTENSION_NATIVE_OPS = 5, /* ABI 0.2 */
   TESSERA_BACKEND_EXTENSION_TYPE_FORCE32 = 0x7FFFFFFF
 } tessera_backend_extension_type_t;
 
@@ -238,6 +239,21 @@ typedef struct tessera_backend_profiling_extension_t {
                             void *user_data);
 } tessera_backend_profiling_extension_t;
 
+/* Native ops: composite Graph IR ops the plugin compiles whole. For each op
+ * listed here the core skips the op's decomposition and hands the op to the
+ * plugin as one Schedule IR kernel of the matching kind ("attention": kernel
+ * kind `attention`, sdk/include/tessera/sdk/schedule_ir.h). A plugin without
+ * this node (or that does not list an op) only ever receives the
+ * decomposition, so older plugins are unaffected. The plugin must accept
+ * every kernel of a listed kind (dtypes and shapes the op allows), falling
+ * back to a slower path of its own where its fast one does not apply. */
+typedef struct tessera_backend_native_ops_extension_t {
+  tessera_backend_extension_t base; /* type = NATIVE_OPS; base.struct_size = sizeof this node */
+  /* Comma-separated Graph IR op names, e.g. "attention"; static. Unknown
+   * names and names of ops that are not composites are ignored. */
+  const char *ops;
+} tessera_backend_native_ops_extension_t;
+
 /* ---- The function table ------------------------------------------------ */
 
 /*
@@ -299,6 +315,20 @@ typedef struct tessera_backend_api_t {
   /* Enqueues a kernel launch; completion is observed with synchronize. */
   tessera_status_t *(*launch)(tessera_backend_plugin_t *plugin, const tessera_backend_launch_args_t *args);
   tessera_status_t *(*synchronize)(tessera_backend_plugin_t *plugin, uint32_t device_ordinal);
+
+  /* -- ABI 0.2 -- */
+
+  /* Wraps memory the caller owns (e.g. a tensor imported through DLPack) as
+   * a buffer of device `device_ordinal`, without copying, so kernels launch
+   * on it directly. `pointer` is what buffer_device_pointer would return for
+   * it; `size_bytes` bytes from it must stay valid until buffer_free, which
+   * releases only the wrapper, never the memory. Answers INVALID_ARGUMENT
+   * when the memory is not usable by that device (e.g. host memory on a GPU,
+   * or another GPU's memory); the host then copies instead. Optional: NULL
+   * means the host always copies such memory into a buffer of its own.
+   * Thread-safe. */
+  tessera_status_t *(*buffer_wrap)(tessera_backend_plugin_t *plugin, uint32_t device_ordinal, void *pointer,
+                                   uint64_t size_bytes, tessera_backend_buffer_t **out_buffer);
 } tessera_backend_api_t;
 
 /* The smallest usable table: the required slots. The host rejects a
@@ -306,7 +336,7 @@ typedef struct tessera_backend_api_t {
 #define TESSERA_BACKEND_API_MIN_STRUCT_SIZE \
   (offsetof(tessera_backend_api_t, device_get_info) + sizeof(void *))
 #define TESSERA_BACKEND_API_STRUCT_SIZE \
-  (offsetof(tessera_backend_api_t, synchronize) + sizeof(void *))
+  (offsetof(tessera_backend_api_t, buffer_wrap) + sizeof(void *))
 
 /*
  * The plugin's single exported symbol. Reads the host's version range; on

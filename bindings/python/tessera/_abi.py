@@ -11,7 +11,7 @@ import enum
 
 
 TESSERA_ABI_VERSION_MAJOR = 0
-TESSERA_ABI_VERSION_MINOR = 1
+TESSERA_ABI_VERSION_MINOR = 2
 TESSERA_MAX_RANK = 16
 TESSERA_GRAD_UNREACHABLE_IS_ERROR = 1  # an input that does not reach a differentiable output is INVALID_ARGUMENT (default: zero gradient + warning)
 TESSERA_GRAD_REMAT_ELEMENTWISE = 2  # recompute every elementwise result in the backward pass instead of keeping it

@@ -7,7 +7,7 @@
 #   struct DLManagedTensor      (dlpack.jl)
 
 const TESSERA_ABI_VERSION_MAJOR = 0
-const TESSERA_ABI_VERSION_MINOR = 1
+const TESSERA_ABI_VERSION_MINOR = 2
 const TESSERA_MAX_RANK = 16
 const TESSERA_GRAD_UNREACHABLE_IS_ERROR = 1  # an input that does not reach a differentiable output is INVALID_ARGUMENT (default: zero gradient + warning)
 const TESSERA_GRAD_REMAT_ELEMENTWISE = 2  # recompute every elementwise result in the backward pass instead of keeping it

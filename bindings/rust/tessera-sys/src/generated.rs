@@ -8,7 +8,7 @@ use core::ffi::{c_char, c_int, c_void};
 use core::marker::{PhantomData, PhantomPinned};
 
 pub const TESSERA_ABI_VERSION_MAJOR: u32 = 0;
-pub const TESSERA_ABI_VERSION_MINOR: u32 = 1;
+pub const TESSERA_ABI_VERSION_MINOR: u32 = 2;
 pub const TESSERA_MAX_RANK: usize = 16;
 /// an input that does not reach a differentiable output is INVALID_ARGUMENT (default: zero gradient + warning)
 pub const TESSERA_GRAD_UNREACHABLE_IS_ERROR: u32 = 1;

@@ -60,6 +60,30 @@
 // (batch, p_M, r0) and B's in (batch, r0, p_N). Later stages are the epilogue.
 // A plugin may always ignore the kind and run the generic loop nest.
 //
+// Kernel kind `attention` is one whole attention op, handed only to plugins
+// that list "attention" in their NATIVE_OPS extension (tessera_backend.h);
+// the core decomposes attention for every other plugin. It has no stages:
+//
+//   kernel "attention_0" attention {
+//     operand 0 in bf16 [s0, 16, s1, 128]     q    [batch..., Sq, D]
+//     operand 1 in bf16 [s0, 16, s2, 128]     k    [batch..., Sk, D]
+//     operand 2 in bf16 [s0, 16, s2, 128]     v    [batch..., Sk, Dv]
+//     operand 3 in bf16 [s1, s2]              mask (optional) additive,
+//                                             broadcast to [batch..., Sq, Sk]
+//     operand 4 out bf16 [s0, 16, s1, 128]    out  [batch..., Sq, Dv]
+//     parallel [s0, 16, s1, 128]              the out shape
+//     attention scale=0.088388347648318447 causal=1
+//   }
+//
+// out = softmax(q k^T * scale [+ mask] [causal]) v over the last two dims,
+// per batch point; every operand dense row-major with the same float dtype.
+// Causal masks key j > query i (top-left aligned). Mask dims are right-
+// aligned against [batch..., Sq, Sk]; a dim written as the constant 1
+// broadcasts, every other dim equals the score dim (the same expression).
+// Scores, softmax and the weighted sum compute in f32 (f64 for f64
+// operands); the result is rounded once to nearest even. A row whose every
+// key is masked (-inf) is NaN, as in the reference.
+//
 // Knobs are hints from the schedule search (tile sizes per parallel loop,
 // vector width, unroll, threads, or library="onednn"); a plugin may clamp or
 // ignore what it cannot honour but must stay correct.
@@ -171,14 +195,25 @@ struct Operand {
 
 using KnobValue = std::variant<int64_t, std::vector<int64_t>, std::string>;
 
+// The `attention` line of a kernel of kind Attention.
+struct AttentionSpec {
+  double scale = 1.0; // finite
+  bool causal = false;
+};
+
 struct Kernel {
-  enum class Kind : uint8_t { Loop, Matmul };
+  enum class Kind : uint8_t { Loop, Matmul, Attention };
   std::string name;
   Kind kind = Kind::Loop;
   std::vector<Operand> operands;
   std::vector<IndexExpr> parallel; // extents over constants and symbols
   std::map<std::string, KnobValue> knobs;
   std::vector<Stage> stages;
+  AttentionSpec attention;         // kind Attention only
+
+  // Kind Attention: operand indices (the mask is -1 when absent).
+  int64_t attentionMask() const { return operands.size() == 5 ? 3 : -1; }
+  int64_t attentionOut() const { return static_cast<int64_t>(operands.size()) - 1; }
 
   // Knob lookups with defaults.
   int64_t knobInt(const std::string &key, int64_t fallback) const;
@@ -208,7 +243,7 @@ std::string printIndex(const IndexExpr &e);
 bool parseProgram(const std::string &text, Program *out, ParseError *error);
 
 // Structural checks: operand and value references, loop-variable ranges,
-// store/reduce placement, matmul form. Empty string when valid.
+// store/reduce placement, matmul and attention forms. Empty string when valid.
 std::string validateProgram(const Program &program);
 
 // Evaluates an index expression; `values` gives integer values for Value
@@ -219,6 +254,8 @@ int64_t evalIndex(const IndexExpr &e, const int64_t *symbols, const int64_t *par
 // Size in bytes of one element; 0 for invalid.
 size_t dtypeSize(tessera_dtype_t dtype);
 const char *dtypeName(tessera_dtype_t dtype);
+// "loop", "matmul", "attention".
+const char *kernelKindName(Kernel::Kind kind);
 
 } // namespace tessera::schedule
 
