@@ -56,6 +56,9 @@ std::string deviceName(const tessera_device_t *d) {
 struct tessera_module_t {
   std::unique_ptr<runtime::CompiledModule> module;
   std::vector<ValueInfo> inputs, outputs;
+  // Output and staging buffers of runs, reused across runs (NULL for a
+  // compile-only module). Outputs hand theirs back when the caller frees them.
+  std::shared_ptr<BufferRecycler> buffers;
 
   explicit tessera_module_t(std::unique_ptr<runtime::CompiledModule> m) : module(std::move(m)) {
     const ir::Function &fn = module->function();
@@ -63,6 +66,8 @@ struct tessera_module_t {
       inputs.push_back(describe(fn.value(p)));
     for (ir::ValueId r : fn.returns)
       outputs.push_back(describe(fn.value(r)));
+    if (module->device())
+      buffers = std::make_shared<BufferRecycler>(module->device());
   }
 };
 
@@ -118,10 +123,11 @@ tessera_status_t *badCount(const char *what, size_t got, const std::vector<Value
                                                          what + " (" + names + "), got " + std::to_string(got));
 }
 
-// Copies `tensor` into a fresh buffer on `device` (for memory the plugin
-// cannot launch on directly: imported DLPack host memory, views).
-Expected<std::shared_ptr<Storage>> stage(const tessera_tensor_t *tensor, tessera_device_t *device) {
-  Expected<std::shared_ptr<Storage>> storage = Storage::allocate(device, tensor->sizeBytes);
+// Copies `tensor` into a buffer of the module's device (for memory the
+// plugin cannot launch on directly: imported DLPack host memory, views).
+Expected<std::shared_ptr<Storage>> stage(const tessera_tensor_t *tensor, tessera_device_t *device,
+                                         BufferRecycler &buffers) {
+  Expected<std::shared_ptr<Storage>> storage = buffers.allocate(tensor->sizeBytes);
   if (!storage)
     return storage.takeError();
   if (tensor->sizeBytes == 0)
@@ -155,25 +161,25 @@ tessera_status_t *runModule(tessera_module_t *m, const tessera_run_options_t *op
   if (numOutputs != m->outputs.size())
     return badCount("outputs", numOutputs, m->outputs, fn.name);
 
-  std::vector<std::vector<int64_t>> shapes;
-  std::vector<bool> needsStaging;
+  std::vector<std::vector<int64_t>> shapes(numInputs);
+  std::vector<bool> needsStaging(numInputs);
   for (size_t i = 0; i < numInputs; ++i) {
     const tessera_tensor_t *t = inputs[i];
-    std::string which = "input " + std::to_string(i) + " (%" + m->inputs[i].name + ")";
+    auto which = [&] { return "input " + std::to_string(i) + " (%" + m->inputs[i].name + ")"; };
     if (!t)
-      return makeStatus(TESSERA_STATUS_INVALID_ARGUMENT, which + " is NULL");
+      return makeStatus(TESSERA_STATUS_INVALID_ARGUMENT, which() + " is NULL");
     if (t->dtype != m->inputs[i].dtype)
       return makeStatus(TESSERA_STATUS_INVALID_ARGUMENT,
-                        which + " has dtype " + ir::dtypeName(static_cast<ir::DType>(t->dtype)) + ", expected " +
+                        which() + " has dtype " + ir::dtypeName(static_cast<ir::DType>(t->dtype)) + ", expected " +
                             ir::dtypeName(static_cast<ir::DType>(m->inputs[i].dtype)));
     tessera_device_t *where = t->storage->device();
     bool hostMemoryOnCpu = !where && t->deviceKind == TESSERA_DEVICE_KIND_CPU && device->kind == TESSERA_DEVICE_KIND_CPU;
     if (where != device && !hostMemoryOnCpu)
-      return makeStatus(TESSERA_STATUS_INVALID_ARGUMENT, which + " lives on " + deviceName(where) +
+      return makeStatus(TESSERA_STATUS_INVALID_ARGUMENT, which() + " lives on " + deviceName(where) +
                                                              "; the module runs on " + deviceName(device) +
                                                              " (copy it there first)");
-    needsStaging.push_back(where != device || !t->storage->backendBuffer() || t->data != t->storage->data());
-    shapes.push_back(t->shape);
+    needsStaging[i] = where != device || !t->storage->backendBuffer() || t->data != t->storage->data();
+    shapes[i] = t->shape;
   }
 
   Expected<std::shared_ptr<const runtime::ShapePlan>> plan = cm.plan(shapes);
@@ -187,7 +193,7 @@ tessera_status_t *runModule(tessera_module_t *m, const tessera_run_options_t *op
       inBuffers.push_back(inputs[i]->storage->backendBuffer());
       continue;
     }
-    Expected<std::shared_ptr<Storage>> s = stage(inputs[i], device);
+    Expected<std::shared_ptr<Storage>> s = stage(inputs[i], device, *m->buffers);
     if (!s)
       return toStatus(s.error());
     inBuffers.push_back((*s)->backendBuffer());
@@ -201,7 +207,7 @@ tessera_status_t *runModule(tessera_module_t *m, const tessera_run_options_t *op
     uint64_t bytes = dtypeSize(m->outputs[r].dtype);
     for (int64_t d : shape)
       bytes *= static_cast<uint64_t>(d);
-    Expected<std::shared_ptr<Storage>> s = Storage::allocate(device, bytes);
+    Expected<std::shared_ptr<Storage>> s = m->buffers->allocate(bytes);
     if (!s)
       return toStatus(s.error());
     auto t = std::make_unique<tessera_tensor_t>();

@@ -341,11 +341,14 @@ Error CompiledModule::execute(const ShapePlan &plan, const std::vector<tessera_b
     args.scalars = plan.scalars.data();
     args.num_scalars = plan.scalars.size();
     args.num_threads = numThreads;
+    if (!profileKernels()) {
+      failure = takeCStatus(launchFn(plugin_->instance(), &args));
+      continue;
+    }
     auto start = std::chrono::steady_clock::now();
     failure = takeCStatus(launchFn(plugin_->instance(), &args));
-    if (profileKernels())
-      reportKernelTime(k, p.schedule.kernels[k].name, p.kernels[k].fusedOps,
-                       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    reportKernelTime(k, p.schedule.kernels[k].name, p.kernels[k].fusedOps,
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   // Synchronize even after a failed launch: earlier kernels may still use the arena.
   Error synced = takeCStatus(syncFn(plugin_->instance(), device_->ordinal));

@@ -111,6 +111,7 @@ def main():
                TESSERA_LIBRARY=os.path.join(build, "lib", "libtessera.so"), TESSERA_NUM_THREADS=str(args.threads),
                OMP_NUM_THREADS=str(args.threads))
     rows, skipped = [], []
+    load_before = os.getloadavg()[0]
     for group, name in passing_models(build, args.data):
         d = os.path.join(args.data, group, name)
         r = subprocess.run([py, "-c", WORKER, os.path.join(d, "model.onnx"), os.path.join(d, "test_data_set_0"),
@@ -128,7 +129,8 @@ def main():
         print("onnx_vs_ort: no model could be timed")
         return 1
     geo = math.exp(sum(math.log(r[4]) for r in rows) / len(rows))
-    print(f"\nmodels: {len(rows)} timed, {len(skipped)} skipped; threads: {args.threads}; repeat: {args.repeat}")
+    print(f"\nmodels: {len(rows)} timed, {len(skipped)} skipped; threads: {args.threads}; repeat: {args.repeat}; "
+          f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     print(f"geometric mean of ORT time / Tessera time: {geo:.2f}x (> 1: Tessera faster)")
     for g in GROUPS:
         sub = [r for r in rows if r[0] == g]
@@ -136,7 +138,7 @@ def main():
             print(f"  {g}: {math.exp(sum(math.log(r[4]) for r in sub) / len(sub)):.2f}x over {len(sub)} models")
     print("worst five (Tessera slowest relative to ORT):")
     for r in sorted(rows, key=lambda r: r[4])[:5]:
-        print(f"  {r[0]}/{r[1]}: tessera {r[2]:.3f} ms, ort {r[3]:.3f} ms, {r[4]:.2f}x")
+        print(f"  {r[0]}/{r[1]}: tessera {r[2]:.4f} ms, ort {r[3]:.4f} ms, {r[4]:.2f}x")
     return 0
 
 

@@ -678,6 +678,137 @@ _ndarray = np.ndarray
 _np_from_dlpack = np.from_dlpack
 _CPU = (1, 0)
 
+# ---- Module.__call__ fast path (NumPy in, NumPy out, CPU devices) ------------
+# Per call it makes at most three kinds of ABI calls: tessera_module_run, and
+# per output tessera_tensor_copy_to_host + tessera_tensor_free (small outputs)
+# or the DLPack export (large ones). Input tensors are imported through a
+# DLManagedTensor the binding owns (no capsule, no deleter) and kept, per
+# call frame and input, for the next call with the same address and shape.
+_addressof = ctypes.addressof
+# c_char.from_buffer(x) gets the address of an ndarray's first byte and
+# raises TypeError unless x is C-contiguous and writeable (ValueError when
+# empty): the fast path's layout check and pointer in one cheap call.
+_from_buffer = ctypes.c_char.from_buffer
+_empty = np.empty
+_copy_to_host = lib.tessera_tensor_copy_to_host
+_get_info = lib.tessera_tensor_get_info
+# tessera_module_run without argtypes conversion: every argument is passed
+# as a ctypes object made once per module or frame (c_void_p, c_size_t,
+# arrays), so no conversion can truncate a pointer.
+_run_raw = ctypes.CFUNCTYPE(ctypes.c_void_p)(("tessera_module_run", lib))
+_run_raw.argtypes = None
+_from_dlpack_raw = ctypes.CFUNCTYPE(ctypes.c_void_p)(("tessera_tensor_from_dlpack", lib))
+_from_dlpack_raw.argtypes = None
+_DL_DATA_OFFSET = _dlpack.DLManagedTensor.dl_tensor.offset + _dlpack.DLTensor.data.offset
+# Outputs up to this size are copied into a fresh NumPy array (cheaper than
+# a DLPack export: measured in docs/perf.md, "Binding overhead"); larger
+# ones are exported zero copy.
+_COPY_OUT_MAX = 16384
+
+
+class _PyArrayInterface(ctypes.Structure):
+    """NumPy's __array_struct__ (the array interface protocol, C side)."""
+    _fields_ = [("two", ctypes.c_int), ("nd", ctypes.c_int), ("typekind", ctypes.c_char),
+                ("itemsize", ctypes.c_int), ("flags", ctypes.c_int),
+                ("shape", ctypes.c_void_p), ("strides", ctypes.c_void_p), ("data", ctypes.c_void_p)]
+
+
+_AI_DATA = _PyArrayInterface.data.offset
+_capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p)(
+    ("PyCapsule_GetPointer", ctypes.pythonapi))
+_void_at = ctypes.c_void_p.from_address
+
+
+# NumPy dtype kind -> DLPack type code (kDLInt, kDLUInt, kDLFloat, kDLBool).
+_DL_CODE = {"i": 0, "u": 1, "f": 2, "b": 6}
+_MAX_RANK = _abi.TESSERA_MAX_RANK
+
+
+class _Frame:
+    """Scratch of one Module.__call__ fast-path call, reused by later calls.
+    A module keeps a pool; a call takes a frame out and puts it back, so
+    concurrent calls never share one. Per input i: a DLManagedTensor over a
+    shape buffer, and ins[i], the tensor imported from it (owned; NULL
+    deleter: the caller's array keeps the memory alive during a call, and
+    the tensor is reused only for an array at the same address with the same
+    shape and dtype, i.e. identical metadata)."""
+    __slots__ = ("ins", "outs", "managed", "shape_bufs", "data_fields", "managed_args", "ptrs", "shapes",
+                 "out_meta", "info", "out", "out_ref", "ctx")
+
+    def __init__(self, module):
+        self.ins = module._InArr()
+        self.outs = module._OutArr()
+        self.managed, self.shape_bufs, self.data_fields, self.managed_args = [], [], [], []
+        for npd in module._np_expected:
+            m = _dlpack.DLManagedTensor()
+            buf = (ctypes.c_int64 * _abi.TESSERA_MAX_RANK)()
+            dl = m.dl_tensor
+            dl.device.device_type, dl.device.device_id = _dlpack.KDL_CPU, 0
+            dl.dtype.code, dl.dtype.bits, dl.dtype.lanes = _DL_CODE[npd.kind], npd.itemsize * 8, 1
+            dl.shape = ctypes.cast(buf, ctypes.POINTER(ctypes.c_int64))
+            self.managed.append(m)
+            self.shape_bufs.append(buf)
+            # dl_tensor.data as a c_void_p over the struct's own memory.
+            self.data_fields.append(_c_void_p.from_buffer(m, _DL_DATA_OFFSET))
+            self.managed_args.append(_c_void_p(_addressof(m)))
+        n = module._n_in
+        self.ptrs, self.shapes = [None] * n, [None] * n
+        self.out_meta = None  # [(shape, numpy dtype, nbytes)] of the outputs for self.shapes
+        self.info = None
+        self.out = _c_void_p()
+        self.out_ref = _byref(self.out)
+        self.ctx = _c_void_p(module._ctx_ptr)
+
+    def import_input(self, i, address, shape, name):
+        """(Re)imports input i over `address` with `shape`."""
+        old = self.ins[i]
+        if old:
+            self.ins[i] = None
+            self.ptrs[i] = None
+            _tensor_free(old)
+        if shape != self.shapes[i]:
+            self.out_meta = None
+            self.shapes[i] = None
+            buf = self.shape_bufs[i]
+            for d, n in enumerate(shape):
+                buf[d] = n
+            self.managed[i].dl_tensor.ndim = len(shape)
+        self.data_fields[i].value = address
+        st = _from_dlpack_raw(self.ctx, self.managed_args[i], self.out_ref)
+        if st:
+            check(st, f"input {i} ({name})")
+        self.ins[i] = self.out.value
+        self.ptrs[i], self.shapes[i] = address, shape
+
+    def output_meta(self, module):
+        """Shape, dtype and size of each output of the latest run."""
+        if self.info is None:
+            self.info = _abi.tessera_tensor_info_t()
+            self.info.struct_size = _abi.TESSERA_TENSOR_INFO_STRUCT_SIZE
+        info, meta = self.info, []
+        for j in range(module._n_out):
+            check(_get_info(self.outs[j], _byref(info)), "tessera_tensor_get_info")
+            shape = tuple(info.shape[d] for d in range(info.rank))
+            meta.append((shape, module._np_out[j], info.size_bytes))
+        return meta
+
+    def release(self):
+        """Frees the imported tensors (the frame stays usable)."""
+        ins = self.ins
+        for i in range(len(self.ptrs)):
+            p = ins[i]
+            if p:
+                ins[i] = None
+                _tensor_free(p)
+            self.ptrs[i] = self.shapes[i] = None
+        self.out_meta = None
+
+    def __del__(self):
+        try:
+            self.release()
+        except Exception:  # interpreter shutdown
+            pass
+
 
 def _torch():
     return sys.modules.get("torch")
@@ -773,15 +904,22 @@ class Module:
         producer, one per parameter, in order, with exactly the parameter's
         dtype (no implicit casts: DTypeError). bf16/fp8 parameters take
         tessera.Tensor.from_numpy(x, dtype="bf16") or ml_dtypes arrays.
-        C-contiguous arrays are passed zero copy through DLPack;
-        non-contiguous, negative-stride and read-only arrays are copied
-        first. Symbolic dims are bound from the shapes (ShapeMismatchError
-        names the symbol when inputs disagree).
-      returns: NumPy arrays viewing the module's output memory (zero copy),
-        or torch.Tensors when any input was one (zero copy, bf16 included).
-        Other bf16/fp8 outputs are copied (ml_dtypes arrays when installed,
-        else float32).
+        C-contiguous arrays go in zero copy; non-contiguous and
+        negative-stride arrays are copied first, read-only ones too except
+        on the fast path below (inputs are only read). Symbolic dims are
+        bound from the shapes (ShapeMismatchError names the symbol when
+        inputs disagree).
+      returns: fresh NumPy arrays, owned by the caller: outputs up to 16 KiB
+        are copied out of the module's output memory, larger ones view it
+        (zero copy; the array keeps it alive). torch.Tensors when any input
+        was one (zero copy, bf16 included). Other bf16/fp8 outputs are
+        copied (ml_dtypes arrays when installed, else float32).
     Attributes: inputs / outputs (lists of ValueInfo), device.
+    Fast path: ndarrays of exactly the parameters' dtypes (NumPy-native
+    dtypes) on a CPU device, no num_threads: one tessera_module_run and, per
+    output, a copy and a free (or a DLPack export); each input's imported
+    tensor is kept for the next call with an array at the same address with
+    the same shape (docs/bindings.md). Anything else takes run().
     Threading: calls from several threads run concurrently; close() waits
     for calls in flight, and calling a closed module raises ClosedError.
     """
@@ -806,50 +944,112 @@ class Module:
         self._np_expected = [e[1] for e in self._expected]
         kind = device.info.kind if device is not None else 1
         self._dl_device = (kind, device.info.ordinal if device is not None else 0)
-        self._fast_out = all(self._out_numpy) and kind == 1 and None not in self._np_expected
+        self._np_out = [DTYPES[v.dtype][1] if self._out_numpy[i] else None for i, v in enumerate(self.outputs)]
+        # The fast path of __call__: NumPy-typed inputs and outputs on a CPU
+        # device (bf16/fp8 and other devices take run()).
+        self._fast = (all(self._out_numpy) and kind == _abi.TESSERA_DEVICE_KIND_CPU and
+                      all(e[0] in DTYPES and DTYPES[e[0]][1] is not None for e in self._expected))
+        self._frames = []          # idle _Frame objects (list.pop/append are atomic)
+        self._nframes = 0          # frames made; those not in _frames are in use
+        self._mod_arg = _c_void_p(ptr)
+        self._n_in_arg, self._n_out_arg = ctypes.c_size_t(n_in), ctypes.c_size_t(n_out)
+
+    def _new_frame(self):
+        with self._lock:
+            self._nframes += 1
+        return _Frame(self)
 
     def __call__(self, *inputs, num_threads=0):
         """module(*inputs) -> array or tuple of arrays (class docstring)."""
-        # Fast path: C-contiguous, writeable ndarrays of the exact dtypes,
-        # NumPy-typed outputs on the CPU. Everything else goes through run().
-        if num_threads or len(inputs) != self._n_in or not self._fast_out:
+        # Fast path: C-contiguous ndarrays of exactly the parameters' dtypes,
+        # NumPy-typed outputs, a CPU device. Anything else (and every error
+        # to report) goes through run().
+        if num_threads or not self._fast or len(inputs) != self._n_in:
             return self.run(*inputs, num_threads=num_threads)
-        exp = self._np_expected
-        for i, x in enumerate(inputs):
-            if type(x) is not _ndarray or (x.dtype is not exp[i] and x.dtype != exp[i]):
-                return self.run(*inputs)
-            f = x.flags
-            if not (f.c_contiguous and f.writeable):
-                return self.run(*inputs)
-        lock = self._lock
-        with lock:
-            mod = self._ptr
-            if not mod:
-                raise ClosedError("module is closed")
-            self._active += 1
-        ctx = self._ctx_ptr
-        ins = self._InArr()
-        n = 0
+        frames = self._frames
         try:
+            fr = frames.pop()
+        except IndexError:
+            fr = self._new_frame()
+        try:
+            # Read after taking the frame: close() clears _ptr, then waits
+            # until every frame is back.
+            if not self._ptr:
+                raise ClosedError("module is closed")
+            exp = self._np_expected
+            ptrs, shapes = fr.ptrs, fr.shapes
+            i = 0
             for x in inputs:
-                cap = x.__dlpack__()
-                out = _c_void_p()
-                st = _from_dlpack_c(ctx, _get_ptr(cap, b"dltensor"), _byref(out))
-                if st:
-                    check(st, f"input {n} ({self._names[n]})")
-                _set_name(cap, b"used_dltensor")
-                ins[n] = out.value
-                n += 1
-            outs = self._OutArr()
-            st = _run_c(mod, None, n, ins, self._n_out, outs)
+                if type(x) is not _ndarray:
+                    return self.run(*inputs)
+                dt = x.dtype
+                if dt is not exp[i] and dt != exp[i]:
+                    return self.run(*inputs)  # raises DTypeError
+                f = x.flags
+                if f.writeable:
+                    try:
+                        address = _addressof(_from_buffer(x))
+                    except (TypeError, ValueError, BufferError):
+                        return self.run(*inputs)  # not C-contiguous, or empty: run() copies / handles it
+                elif f.c_contiguous and x.size:
+                    # Tessera only reads inputs, so a read-only C-contiguous
+                    # array goes in as it is (run() would copy it). Its
+                    # address from __array_struct__ (cheaper than x.ctypes);
+                    # `cap` keeps the interface struct alive while read.
+                    cap = x.__array_struct__
+                    address = _void_at(_capsule_pointer(cap, None) + _AI_DATA).value
+                    del cap
+                else:
+                    return self.run(*inputs)
+                shape = x.shape
+                if address != ptrs[i] or shape != shapes[i]:
+                    if len(shape) > _MAX_RANK:
+                        return self.run(*inputs)  # reports the rank error
+                    fr.import_input(i, address, shape, self._names[i])
+                i += 1
+            outs = fr.outs
+            st = _run_raw(self._mod_arg, None, self._n_in_arg, fr.ins, self._n_out_arg, outs)
+            if st:
+                check(st, "run")
+            # The outputs are owned here from now on: each is freed once.
+            meta = fr.out_meta
+            j = 0
+            try:
+                if meta is None:
+                    meta = fr.out_meta = fr.output_meta(self)
+                res = []
+                for shape, npd, nbytes in meta:
+                    p = outs[j]
+                    j += 1
+                    if nbytes > _COPY_OUT_MAX:
+                        res.append(self._export_one(p))
+                        continue
+                    try:
+                        a = _empty(shape, npd)
+                        if nbytes:
+                            st = _copy_to_host(p, _addressof(_from_buffer(a)), nbytes)
+                            if st:
+                                check(st, "copying output")
+                    finally:
+                        _tensor_free(p)
+                    res.append(a)
+                return res[0] if j == 1 else tuple(res)
+            except BaseException:
+                for k in range(j, self._n_out):
+                    _tensor_free(outs[k])
+                raise
         finally:
-            for i in range(n):
-                _tensor_free(ins[i])
-            with lock:
-                self._active -= 1
+            frames.append(fr)
+
+    def _export_one(self, p):
+        """One owned CPU output tensor -> a NumPy array viewing its memory
+        (DLPack, zero copy); frees the tensor, also on error."""
+        m = _c_void_p()
+        st = _to_dlpack_c(p, _byref(m))
+        _tensor_free(p)
         if st:
-            check(st, "run")
-        return self._export(outs, False)
+            check(st, "exporting output")
+        return _np_from_dlpack(_Capsule(_new_capsule(m.value, b"dltensor", _capsule_destructor), self._dl_device))
 
     def run(self, *inputs, num_threads=0, as_tensors=False):
         """The general path of __call__ (any input kind, options).
@@ -931,10 +1131,17 @@ class Module:
         """Destroys the module after calls in flight finish. Idempotent."""
         with self._lock:
             p, self._ptr = self._ptr, None
-        while self._active:  # calls in flight hold the old pointer
+        # Calls in flight hold the old pointer: run() counts them in
+        # _active, the fast path holds a frame out of the pool.
+        while self._active or self._nframes > len(self._frames):
             time.sleep(0.0005)
+        self._release_frames()
         if p:
             lib.tessera_module_destroy(p)
+
+    def _release_frames(self):
+        for fr in list(self._frames):
+            fr.release()
 
     def __enter__(self):
         return self
@@ -947,6 +1154,7 @@ class Module:
         if p:
             self._ptr = None
             try:
+                self._release_frames()
                 lib.tessera_module_destroy(p)
             except Exception:  # interpreter shutdown
                 pass
