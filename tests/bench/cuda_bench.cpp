@@ -6,7 +6,7 @@
 // for these ops (docs/compiler.md, "Lowering per op"), written out here so the
 // timing covers exactly one launch per kernel (no module-run overhead).
 //
-// Usage: tessera-cuda-bench --plugin-dir DIR --out DIR [--case GLOB] [--warmup N] [--reps N] [--small]
+// Usage: tessera-cuda-bench --plugin-dir DIR --out DIR [--case GLOB[,GLOB...]] [--warmup N] [--reps N] [--small]
 // Prints one "RESULT {json}" line per case; exit 1 if any case failed.
 #include "tessera/sdk/backend_sdk.h"
 #include "SirKernels.h"
@@ -51,6 +51,7 @@ struct Buffer {
   std::vector<int64_t> shape;
   bool random = false;     // input drawn at random (written to a file)
   bool output = false;     // read back and written to a file
+  float scale = 1.f;       // random inputs: uniform in [-scale, scale]
 };
 
 struct KernelUse {
@@ -84,15 +85,17 @@ uint16_t toBf16(float f) {
 
 // --- the Schedule IR of each op (as fusion lowers it) --------------------------
 
-std::string gemmSir() {
+// C = A B as fusion lowers it; `knobs` adds to fusion's (library=...,
+// gemm_path=...), `gelu` fuses an erf GELU into the epilogue.
+std::string gemmSir(const std::string &name, const std::string &knobs = "", bool gelu = false) {
   return R"(tessera-schedule v1
 symbols M N K
-kernel "matmul" matmul {
+kernel ")" + name + R"(" matmul {
   operand 0 in bf16 [s0, s2]
   operand 1 in bf16 [s2, s1]
   operand 2 out bf16 [s0, s1]
   parallel [s0, s1]
-  knobs tile=[64, 64] tile_k=256 vector=8
+  knobs tile=[64, 64] tile_k=256 vector=8)" + knobs + R"(
   stage reduce [s2] {
     v0: f32 = load 0 [p0, r0]
     v1: f32 = load 1 [r0, p1]
@@ -100,56 +103,22 @@ kernel "matmul" matmul {
     v3: f32 = reduce sum v2
   }
   stage map [] {
-    store 2 [p0, p1] v3
-  }
+)" + (gelu ? "    v4: f32 = gelu_erf v3\n    store 2 [p0, p1] v4\n" : "    store 2 [p0, p1] v3\n") + R"(  }
 }
 )";
 }
 
-// Batched q k^T * scale (B transposed through its index map), then p v.
-std::string scoresSir() {
-  return R"(tessera-schedule v1
-symbols BH S D
-kernel "scores" matmul {
-  operand 0 in bf16 [s0, s1, s2]
-  operand 1 in bf16 [s0, s1, s2]
-  operand 2 out bf16 [s0, s1, s1]
-  parallel [s0, s1, s1]
-  knobs tile=[1, 64, 64] tile_k=256 vector=8
-  stage reduce [s2] {
-    v0: f32 = load 0 [p0, p1, r0]
-    v1: f32 = load 1 [p0, p2, r0]
-    v2: f32 = mul v0 v1
-    v3: f32 = reduce sum v2
-  }
-  stage map [] {
-    v4: f32 = const 0.088388347648318447
-    v5: f32 = mul v3 v4
-    store 2 [p0, p1, p2] v5
-  }
-}
-)";
-}
-std::string pvSir() {
-  return R"(tessera-schedule v1
-symbols BH S D
-kernel "pv" matmul {
-  operand 0 in bf16 [s0, s1, s1]
-  operand 1 in bf16 [s0, s1, s2]
-  operand 2 out bf16 [s0, s1, s2]
-  parallel [s0, s1, s2]
-  knobs tile=[1, 64, 64] tile_k=256 vector=8
-  stage reduce [s1] {
-    v0: f32 = load 0 [p0, p1, r0]
-    v1: f32 = load 1 [p0, r0, p2]
-    v2: f32 = mul v0 v1
-    v3: f32 = reduce sum v2
-  }
-  stage map [] {
-    store 2 [p0, p1, p2] v3
-  }
-}
-)";
+// One attention op kept whole (Schedule IR kind `attention`, as fusion emits
+// it for a plugin that declares attention native): q, k, v, out [B, H, S, D].
+std::string attentionSir(int64_t d, bool causal, const std::string &knobs) {
+  std::string dim = std::to_string(d);
+  char scale[32];
+  std::snprintf(scale, sizeof(scale), "%.17g", 1.0 / std::sqrt(double(d)));
+  std::string t = "[s0, s1, s2, " + dim + "]";
+  return "tessera-schedule v1\nsymbols B H S\nkernel \"attention\" attention {\n  operand 0 in bf16 " + t +
+         "\n  operand 1 in bf16 " + t + "\n  operand 2 in bf16 " + t + "\n  operand 3 out bf16 " + t +
+         "\n  parallel " + t + "\n  attention scale=" + scale + " causal=" + (causal ? "1" : "0") + "\n" +
+         (knobs.empty() ? "" : "  knobs " + knobs + "\n") + "}\n";
 }
 
 std::string softmaxSir() {
@@ -249,10 +218,31 @@ kernel "copy" loop {
 std::vector<Case> cases(bool small) {
   std::vector<Case> c;
   int64_t n = small ? 512 : 4096;
-  {
-    Case g{"gemm_bf16", "torch.matmul", 2.0 * n * n * n, 3.0 * n * n * 2, {}, {}};
-    g.buffers = {{"a", "bf16", {n, n}, true, false}, {"b", "bf16", {n, n}, true, false}, {"c", "bf16", {n, n}, false, true}};
-    g.kernels = {{gemmSir(), {"a", "b", "c"}, {n, n, n}}};
+  // GEMMs: the default schedule (cuBLASLt where the cost model prefers it),
+  // the library forced, the generated kernel forced (wgmma on sm_90a; the
+  // cp.async + ldmatrix mma.sync pipeline with gemm_path=mma_async), and a
+  // fused GELU epilogue on both paths (cuBLASLt then the generated _epi).
+  struct GemmCase {
+    const char *name, *peer, *knobs;
+    int64_t n;
+    bool gelu;
+  };
+  const int64_t big = small ? 1024 : 8192;
+  const GemmCase gemms[] = {
+      {"gemm_bf16", "torch.matmul", "", n, false},
+      {"gemm_bf16_8192", "torch.matmul", "", big, false},
+      {"gemm_bf16_lib", "torch.matmul", " library=\"cublaslt\"", n, false},
+      {"gemm_bf16_gen", "torch.matmul", " library=\"generic\"", n, false},
+      {"gemm_bf16_gen_8192", "torch.matmul", " library=\"generic\"", big, false},
+      {"gemm_bf16_mma", "torch.matmul", " library=\"generic\" gemm_path=\"mma_async\"", n, false},
+      {"gemm_gelu_lib", "matmul+gelu", " library=\"cublaslt\"", n, true},
+      {"gemm_gelu_gen", "matmul+gelu", " library=\"generic\"", n, true},
+  };
+  for (const GemmCase &gc : gemms) {
+    const int64_t m = gc.n;
+    Case g{gc.name, gc.peer, 2.0 * m * m * m, 3.0 * m * m * 2, {}, {}};
+    g.buffers = {{"a", "bf16", {m, m}, true, false}, {"b", "bf16", {m, m}, true, false}, {"c", "bf16", {m, m}, false, true}};
+    g.kernels = {{gemmSir(gc.name, gc.knobs, gc.gelu), {"a", "b", "c"}, {m, m, m}}};
     c.push_back(g);
   }
   int64_t rows = small ? 1024 : 16384, cols = small ? 1024 : 4096;
@@ -283,15 +273,29 @@ std::vector<Case> cases(bool small) {
     k.kernels = {{copySir(), {"x", "y"}, {rows, cols}}};
     c.push_back(k);
   }
-  {
-    int64_t bh = small ? 8 : 64, s = small ? 512 : 4096, d = 128;
-    Case a{"attention_bf16", "sdpa", 4.0 * bh * s * s * d, 4.0 * bh * s * d * 2, {}, {}};
-    a.buffers = {{"q", "bf16", {bh, s, d}, true, false}, {"k", "bf16", {bh, s, d}, true, false},
-                 {"v", "bf16", {bh, s, d}, true, false}, {"scores", "bf16", {bh, s, s}, false, false},
-                 {"p", "bf16", {bh, s, s}, false, false}, {"o", "bf16", {bh, s, d}, false, true}};
-    a.kernels = {{scoresSir(), {"q", "k", "scores"}, {bh, s, d}},
-                 {softmaxSir(), {"scores", "p"}, {bh * s, s}},
-                 {pvSir(), {"p", "v", "o"}, {bh, s, d}}};
+  // Attention (B4 H16 S4096; flops = 4 B H S^2 D, halved when causal): the
+  // flash kernel at D = 128 and 64, causal and not; on Hopper the other
+  // variants of knob impl at D = 128 to compare with its default ("wgmma2"):
+  // "wgmma3" (Q K overlaps the softmax too) and "mma" (mma.sync).
+  struct Att {
+    const char *name;
+    int64_t d;
+    bool causal;
+    const char *knobs;
+  };
+  for (Att at : {Att{"attention_bf16", 128, false, ""}, Att{"attention_causal_bf16", 128, true, ""},
+                 Att{"attention_d64_bf16", 64, false, ""}, Att{"attention_d64_causal_bf16", 64, true, ""},
+                 Att{"attention_wgmma3_bf16", 128, false, "impl=\"wgmma3\""},
+                 Att{"attention_mma_bf16", 128, false, "impl=\"mma\""}}) {
+    int64_t b = small ? 1 : 4, h = small ? 4 : 16, s = small ? 512 : 4096, d = at.d;
+    double flops = 4.0 * b * h * s * s * d * (at.causal ? 0.5 : 1.0);
+    Case a{at.name, at.causal ? "sdpa causal" : "sdpa", flops, 4.0 * b * h * s * d * 2, {}, {}};
+    std::vector<int64_t> shape = {b, h, s, d};
+    // q up to 6: scores with a standard deviation of about 2, so softmax is
+    // peaked and the running max moves between key tiles.
+    a.buffers = {{"q", "bf16", shape, true, false, 6.f}, {"k", "bf16", shape, true, false},
+                 {"v", "bf16", shape, true, false}, {"o", "bf16", shape, false, true}};
+    a.kernels = {{attentionSir(d, at.causal, at.knobs), {"q", "k", "v", "o"}, {b, h, s}}};
     c.push_back(a);
   }
   return c;
@@ -342,7 +346,7 @@ std::string runCase(Plugin &p, const Case &c, const std::string &outDir, uint32_
       std::vector<uint16_t> host(static_cast<size_t>(elems(b.shape)));
       for (auto &h : host) {
         float v = dist(rng);
-        h = toBf16(v == 0.f ? 0.5f : v);
+        h = toBf16((v == 0.f ? 0.5f : v) * b.scale);
       }
       if (!(err = take(p.api->buffer_copy_from_host(p.plugin, buf, 0, host.data(), bytes))).empty()) {
         cleanup();
@@ -448,7 +452,8 @@ int main(int argc, char **argv) {
     else if (a == "--reps") reps = static_cast<uint32_t>(std::atoi(next().c_str()));
     else if (a == "--small") small = true;
     else {
-      std::fprintf(stderr, "usage: tessera-cuda-bench --plugin-dir DIR --out DIR [--case GLOB] [--warmup N] [--reps N] [--small]\n");
+      std::fprintf(stderr, "usage: tessera-cuda-bench --plugin-dir DIR --out DIR [--case GLOB[,GLOB...]] [--warmup N] [--reps N] "
+                           "[--small]\n");
       return 2;
     }
   }
@@ -485,8 +490,22 @@ int main(int argc, char **argv) {
   take(p.api->device_get_info(p.plugin, 0, &info));
   std::printf("device: %s (%s, %u SMs)\n", info.name, info.architecture, info.compute_units);
   int failed = 0;
+  auto selected = [&](const std::string &name) {
+    if (filter.empty())
+      return true;
+    for (size_t at = 0; at <= filter.size();) {
+      size_t comma = filter.find(',', at);
+      std::string glob = filter.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+      if (!glob.empty() && fnmatch(glob.c_str(), name.c_str(), 0) == 0)
+        return true;
+      if (comma == std::string::npos)
+        break;
+      at = comma + 1;
+    }
+    return false;
+  };
   for (const Case &c : cases(small)) {
-    if (!filter.empty() && fnmatch(filter.c_str(), c.name.c_str(), 0) != 0)
+    if (!selected(c.name))
       continue;
     std::string json;
     std::string e = runCase(p, c, outDir, warmup, reps, &json);
