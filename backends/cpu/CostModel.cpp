@@ -478,6 +478,11 @@ CostResult estimateKernelCost(const sir::Program &program, size_t kernelIndex, c
   // factor, so other values would only repeat the same code.
   if (int64_t u = k.knobInt("unroll", 1); u != 1)
     return infeasible("the cpu plugin leaves unrolling to LLVM (knob unroll=" + std::to_string(u) + ")");
+  // Accelerator knobs (GEMM path, pipeline stages, warps per block): no CPU
+  // code generator reads them.
+  for (const char *gpuOnly : {"gemm_path", "stages", "warps"})
+    if (k.knobs.count(gpuOnly))
+      return infeasible(std::string("the cpu plugin has no knob '") + gpuOnly + "' (a GPU code generator's)");
   // Knobs the hardware cannot honour.
   if (int64_t v = k.knobInt("vector", 0); v != 0) {
     if (v < 0 || (v & (v - 1)) != 0)

@@ -110,18 +110,57 @@ double arithmeticWeight(Op op) {
   }
 }
 
+// Pipeline depth's share of latency hidden: each further stage hides a
+// fixed fraction of what is left (saturating; about 0.65, 0.88, 0.96 for
+// 2, 3, 4 stages).
+double depthFactor(int stages) { return 1.0 - std::pow(0.35, std::max(1, stages) - 1); }
+
 } // namespace
+
+std::string knobProblem(const Program &program, size_t kernel, const KernelPlan &plan, const LaunchConfig &cfg) {
+  const Kernel &k = program.kernels[kernel];
+  for (const char *cpuOnly : {"threads", "mc", "kc", "nc"})
+    if (k.knobs.count(cpuOnly))
+      return std::string("the cuda plugin has no knob '") + cpuOnly +
+             "' (a CPU code generator's; launch shapes here: warps, gemm_path, stages, library)";
+  if (!plan.knobIssue.empty())
+    return plan.knobIssue;
+  if (k.knobs.count("gemm_path")) {
+    const std::string path = k.knobString("gemm_path");
+    LaunchMode want = path == "wgmma" ? LaunchMode::Wgmma : path == "mma_async" ? LaunchMode::GemmAsync
+                                                                                 : LaunchMode::Gemm;
+    if (path != "wgmma" && path != "mma_async" && path != "mma")
+      return "unknown gemm_path '" + path + "' (known: wgmma, mma_async, mma)";
+    if (cfg.mode != want)
+      return "gemm_path '" + path + "' does not apply to this kernel on this architecture";
+  }
+  if (k.knobs.count("stages") && cfg.mode != LaunchMode::GemmAsync && cfg.mode != LaunchMode::Wgmma)
+    return "knob 'stages' applies to the pipelined GEMM paths (wgmma, mma_async) only";
+  if (k.knobs.count("warps")) {
+    int64_t w = k.knobInt("warps", 0);
+    if (w < 1 || w > 16)
+      return "knob warps=" + std::to_string(w) + ": 1 to 16 (512 threads per block at most)";
+    if (cfg.mode != LaunchMode::Block)
+      return "knob 'warps' applies to row kernels (a block per row) only";
+  }
+  return {};
+}
 
 CostResult estimateKernelCost(const Program &program, size_t kernel, const KernelPlan &plan, const GpuModel &gpu,
                               const int64_t *symbols) {
   const Kernel &k = program.kernels[kernel];
-  if (k.kind == Kernel::Kind::Attention)
-    return estimateAttentionCost(program, kernel, plan, gpu, symbols);
   CostResult r;
   LaunchConfig cfg;
   std::string error;
   planLaunch(program, kernel, plan, symbols, static_cast<uint32_t>(gpu.smCount), &cfg, &error);
   r.mode = cfg.mode;
+  if (std::string why = knobProblem(program, kernel, plan, cfg); !why.empty()) {
+    r.feasible = false;
+    r.reason = why;
+    return r;
+  }
+  if (k.kind == Kernel::Kind::Attention)
+    return estimateAttentionCost(program, kernel, plan, gpu, symbols);
   int64_t P = product(k.parallel, symbols);
   // Bytes: every operand moved once (the minimum any schedule needs).
   for (const Operand &o : k.operands)
@@ -181,6 +220,12 @@ CostResult estimateKernelCost(const Program &program, size_t kernel, const Kerne
     // sqrt(K / 4096) of its 4096^3 rate.
     if (K < 4096)
       efficiency *= std::sqrt(double(std::max<int64_t>(K, 1)) / 4096.0);
+    // Knob stages: latency hidden relative to the path's default depth
+    // (wgmma 4, mma_async 3; GemmKernel.cpp).
+    if (cfg.mode != LaunchMode::Gemm) {
+      const PipelinedGemm &c = cfg.mode == LaunchMode::Wgmma ? plan.gemm.wgmmaConfig : plan.gemm.asyncConfig;
+      efficiency *= depthFactor(c.stages) / depthFactor(cfg.mode == LaunchMode::Wgmma ? 4 : 3);
+    }
     computeRate = peak * efficiency * fill;
   } else if (cfg.mode == LaunchMode::Thread && plan.hasReduce) {
     // One thread walks each row serially: parallelism is P threads.
@@ -190,6 +235,36 @@ CostResult estimateKernelCost(const Program &program, size_t kernel, const Kerne
     computeRate *= std::max(0.05, par);
   }
   double tMem = r.bytes / (gpu.dramBytesPerSecond * std::max(1e-3, bwEff));
+  if (cfg.mode == LaunchMode::Block && k.stages.size() > 1) {
+    // A row longer than kRowVecChunks * 8 elements per thread is not kept in
+    // registers: every stage after the first reads it again (from L1/L2,
+    // about twice DRAM's rate), and each thread walks maxInner / threads
+    // elements per stage in sequence.
+    int64_t maxInner = 0;
+    for (const Stage &s : k.stages)
+      maxInner = std::max(maxInner, product(s.inner, symbols));
+    const bool inRegisters =
+        plan.blockVec && maxInner % 8 == 0 && maxInner <= int64_t(kRowVecChunks) * 8 * std::max(1, threads);
+    if (!inRegisters) {
+      double rowBytes = 0;
+      for (const Operand &o : k.operands)
+        if (o.role == OperandRole::In)
+          rowBytes = std::max(rowBytes, double(product(o.shape, symbols)) * double(dtypeSize(o.dtype)));
+      tMem += double(k.stages.size() - 1) * rowBytes / (2.0 * gpu.dramBytesPerSecond * std::max(1e-3, bwEff));
+      // Latency: a thread's loads of a stage form one dependent chain
+      // (maxInner / threads elements, accumulated in order), so a wave of
+      // blocks takes that many load latencies per stage, and the rows take
+      // ceil(rows / (SMs x blocks per SM)) waves, blocks per SM limited by
+      // threads and the 32-block cap (these small-block kernels are not
+      // register-bound; the estimate above is crude). About 300 ns a load:
+      // fitted to the 1-4 warp points on the H200 (docs/perf.md, 2026-11-21).
+      const double loadLatency = 300e-9;
+      double iterations = std::ceil(double(maxInner) / std::max(1, threads)) * double(k.stages.size());
+      int resident = std::max(1, std::min(32, gpu.maxThreadsPerSm / std::max(1, threads)));
+      double waves = std::ceil(blocks / (double(gpu.smCount) * resident));
+      tMem = std::max(tMem, waves * iterations * loadLatency);
+    }
+  }
   double tCompute = r.flops / std::max(1.0, computeRate);
   r.seconds = gpu.launchSeconds + std::max(tMem, tCompute);
   return r;

@@ -46,6 +46,14 @@ struct CostResult {
 void resourceEstimate(const schedule::Kernel &kernel, const KernelPlan &plan, LaunchMode mode, int *registers,
                       int *sharedBytes);
 
+// Why the kernel's knobs cannot run as asked under launch `cfg` (a CPU
+// generator's knob: threads, mc, kc, nc; gemm_path naming a path that does
+// not apply; stages off the pipelined paths or over shared memory; warps
+// off the row kernels or over 16), or empty. estimateKernelCost reports
+// such points infeasible with this reason.
+std::string knobProblem(const schedule::Program &program, size_t kernel, const KernelPlan &plan,
+                        const LaunchConfig &cfg);
+
 CostResult estimateKernelCost(const schedule::Program &program, size_t kernel, const KernelPlan &plan,
                               const GpuModel &gpu, const int64_t *symbols);
 

@@ -1727,6 +1727,28 @@ bool generateProgram(const Program &program, const CodegenOptions &options, Gene
       gm.async = !gm.wgmma || k.knobString("gemm_path") == "mma_async";
       gm.asyncConfig = pipelinedGemmFor(GemmFamily::MmaAsync, options.smVersion, gm.bKContig, f16, gm.plainStore);
       gm.wgmmaConfig = pipelinedGemmFor(GemmFamily::Wgmma, options.smVersion, gm.bKContig, f16, gm.plainStore);
+      // Knob stages: the cp.async pipeline depth of the path gemm_path
+      // selects. wgmma refills a stage two K tiles after reading it (3 or
+      // more), mma.sync one later (2 or more); all stages must fit in the
+      // shared memory of a block.
+      if (k.knobs.count("stages")) {
+        const bool wg = gm.wgmma && !(gm.async && k.knobString("gemm_path") == "mma_async");
+        PipelinedGemm &c = wg ? gm.wgmmaConfig : gm.asyncConfig;
+        const int64_t st = k.knobInt("stages", c.stages), least = wg ? 3 : 2;
+        const int limit = options.smVersion == 90 || options.smVersion == 100 ? 227 * 1024
+                          : options.smVersion == 80                              ? 163 * 1024
+                                                                                 : 99 * 1024;
+        PipelinedGemm tried = c;
+        tried.stages = static_cast<int>(std::clamp<int64_t>(st, 1, 64));
+        if (st < least || st > 16)
+          plan.knobIssue = "knob stages=" + std::to_string(st) + ": the " + (wg ? "wgmma" : "mma_async") +
+                           " pipeline needs " + std::to_string(least) + " to 16 stages";
+        else if (tried.sharedBytes() > limit)
+          plan.knobIssue = "knob stages=" + std::to_string(st) + ": " + std::to_string(tried.sharedBytes() / 1024) +
+                           " KB of shared memory per block (the limit is " + std::to_string(limit / 1024) + " KB)";
+        else
+          c.stages = tried.stages;
+      }
     }
     plan.library = planLibrary(k);
     size_t base = k.operands.size() + program.symbols.size();
@@ -1892,6 +1914,11 @@ bool planLaunch(const Program &program, size_t kernel, const KernelPlan &plan, c
       int64_t perThread = (maxInner / 8 + kRowVecChunks - 1) / kRowVecChunks;
       threads = std::min<int64_t>(512, std::max<int64_t>(32, (perThread + 31) / 32 * 32));
     }
+    // Knob warps: the block size (the _block code strides by blockDim.x and
+    // keeps the row in registers only where kRowVecChunks * 8 * blockDim.x
+    // covers it, so any size up to its launch bound of 512 is correct).
+    if (int64_t w = k.knobInt("warps", 0); w >= 1 && w <= 16)
+      threads = 32 * w;
     cfg.mode = LaunchMode::Block;
     cfg.block[0] = static_cast<uint32_t>(threads);
     cfg.grid[0] = clampGrid(P);

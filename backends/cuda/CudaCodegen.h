@@ -99,6 +99,11 @@ struct KernelPlan {
   bool extentsUseParallel = false;  // some stage extent mentions a parallel loop
   size_t numSlots = 0;              // 64-bit parameter slots (operands + symbols + extras)
   size_t extraSlots = 0;
+  // A knob the generated code cannot honour (knob `stages` out of range for
+  // its path or shared memory); empty when every knob applies. The code is
+  // generated with the default instead; the cost model reports the point
+  // infeasible with this reason.
+  std::string knobIssue;
   std::string function(LaunchMode mode) const;
 };
 

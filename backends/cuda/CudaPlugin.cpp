@@ -1030,6 +1030,17 @@ tessera_status_t *estimateCost(tessera_backend_plugin_t *p, const tessera_backen
     return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT, "cuda: cost query needs %zu scalars",
                       program.symbols.size());
   std::string arch = query->target && query->target->architecture ? query->target->architecture : kDefaultArchitecture;
+  // As compile does for a live device: a Hopper GPU here (it reports
+  // sm_90) gets the arch-specific sm_90a code (wgmma), so its points are
+  // costed as sm_90a.
+  if (arch == "sm_90") {
+    std::call_once(p->enumerated, enumerate, p);
+    for (const Device &d : p->devices)
+      if (d.architecture == "sm_90") {
+        arch = "sm_90a";
+        break;
+      }
+  }
   int sm = 0;
   bool specific = false;
   if (!tessera::cuda::parseArchitecture(arch, &sm, &specific) || sm < 80)
@@ -1048,8 +1059,15 @@ tessera_status_t *estimateCost(tessera_backend_plugin_t *p, const tessera_backen
       tessera::cuda::estimateKernelCost(program, query->kernel_index, plan, gpu, query->scalars);
   // library="cublaslt": the library's estimate (infeasible where it cannot
   // run); no knob: the faster of the two, as the launcher picks.
+  // A knob that cannot run as asked (knobProblem) rules the point out on
+  // the library path too.
   tessera::cuda::LibraryChoice choice = tessera::cuda::libraryChoice(program.kernels[query->kernel_index]);
-  if (program.kernels[query->kernel_index].kind == sir::Kernel::Kind::Matmul &&
+  tessera::cuda::LaunchConfig cfg;
+  std::string planError;
+  tessera::cuda::planLaunch(program, query->kernel_index, plan, query->scalars, uint32_t(gpu.smCount), &cfg,
+                            &planError);
+  const bool knobsOk = tessera::cuda::knobProblem(program, query->kernel_index, plan, cfg).empty();
+  if (knobsOk && program.kernels[query->kernel_index].kind == sir::Kernel::Kind::Matmul &&
       choice != tessera::cuda::LibraryChoice::Never) {
     tessera::cuda::CostResult lib =
         tessera::cuda::estimateLibraryCost(program, query->kernel_index, plan, gpu, query->scalars);

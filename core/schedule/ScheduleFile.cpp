@@ -176,11 +176,16 @@ std::string checkKnobs(const schedule::Kernel &k, const Knobs &knobs) {
         for (int64_t t : *l)
           if (t < 1)
             why = "knob 'tile' sizes must be >= 1 (got " + std::to_string(t) + ")";
-    } else if (key == "library") {
+    } else if (key == "library" || key == "gemm_path") {
       if (!std::get_if<std::string>(&v))
-        why = "knob 'library' must be a string";
+        why = "knob '" + key + "' must be a string";
+    } else if (key == "stages") {
+      why = intIn(key, v, 1, 16);
+    } else if (key == "warps") {
+      why = intIn(key, v, 1, 32);
     } else {
-      why = "unknown knob '" + key + "' (known: tile, vector, unroll, threads, mc, kc, nc, library, deterministic)";
+      why = "unknown knob '" + key +
+            "' (known: tile, vector, unroll, threads, mc, kc, nc, library, gemm_path, stages, warps, deterministic)";
     }
     if (!why.empty())
       return why;

@@ -354,6 +354,40 @@ std::vector<Knobs> enumerateSpace(const sir::Program &program, size_t kernel, co
       if (kn != out[0])
         out.push_back(kn);
     }
+  // Knobs of accelerator code generators (generic names; docs/schedule.md):
+  // a library, the GEMM path and its pipeline depth for matmul kernels, the
+  // warps per block of the other kernels. The points above carry `threads`
+  // and these do not, so a plugin's cost model tells the two families apart
+  // by the knobs it does not read and rejects them (feasible = 0 with a
+  // reason) before anything is compiled or measured.
+  auto add = [&](Knobs kn) {
+    if (kn != out[0])
+      out.push_back(std::move(kn));
+  };
+  if (k.kind == sir::Kernel::Kind::Matmul) {
+    Knobs lib = k.knobs;
+    lib["library"] = std::string("cublaslt");
+    add(lib);
+    for (const char *path : {"wgmma", "mma_async", "mma"}) {
+      Knobs kn = k.knobs;
+      kn["library"] = std::string("generic");
+      kn["gemm_path"] = std::string(path);
+      if (std::strcmp(path, "mma") == 0) {
+        add(kn);
+        continue;
+      }
+      for (int64_t st : {2, 3, 4, 5}) {
+        kn["stages"] = st;
+        add(kn);
+      }
+    }
+  } else {
+    for (int64_t w : {1, 2, 4, 8, 16}) {
+      Knobs kn = k.knobs;
+      kn["warps"] = w;
+      add(kn);
+    }
+  }
   return out;
 }
 

@@ -23,9 +23,12 @@ const char *strategyName(Strategy s);
 
 // The knob space of a kernel with concrete parallel extents. Matmul kernels:
 // GEMM blocking mc x kc x nc (values not exceeding their dimension but one)
-// x threads; loop kernels: tile sizes per parallel loop x threads. Points a
-// plugin cannot run are rejected by its cost model before measurement. The
-// default schedule (the kernel's own knobs) is always candidate 0.
+// x threads; loop kernels: tile sizes per parallel loop x threads. Then the
+// accelerator knobs: matmul library=cublaslt, and library=generic with
+// gemm_path wgmma | mma_async (x stages 2..5) | mma; other kernels warps
+// (per block) 1..16. Points a plugin cannot run (or whose knobs it does not
+// read) are rejected by its cost model before measurement. The default
+// schedule (the kernel's own knobs) is always candidate 0.
 std::vector<Knobs> enumerateSpace(const schedule::Program &program, size_t kernel,
                                   const std::vector<int64_t> &scalars, unsigned cores);
 

@@ -20,7 +20,11 @@
 # every step passed.
 #   5. the transformer block end to end (bf16) against PyTorch eager
 #      (scripts/gpu/transformer_block_gpu.py).
-# TESSERA_CHECKS picks steps (default conformance,conformance-lib,bench,python,block);
+#   6. (optional, "search") schedule search on the GPU: the cost model's
+#      Spearman over the whole space and the top-32 search against the
+#      exhaustive best, GEMM 4096^3 and layer_norm 16384x4096 bf16
+#      (tests/bench/schedule_search.py --target cuda; docs/perf.md).
+# TESSERA_CHECKS picks steps (default conformance,conformance-lib,bench,python,block; also search);
 # TESSERA_BENCH_CASES restricts the benchmark (comma-separated globs).
 set -uo pipefail
 bundle="${TESSERA_BUNDLE:-build/gpu-bundle}"
@@ -67,7 +71,7 @@ t0=$SECONDS
 echo "== device"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee "$out/nvidia-smi.txt"
 ls -l /usr/local/cuda/lib64/libnvrtc.so* 2>&1 | head -3
-if [ ! -x "$bundle/bin/tessera-conformance" ] || [ ! -f "$plugins/libtessera-backend-cuda.so" ]; then
+if [ ! -x "$bundle/bin/tessera" ] || [ ! -f "$plugins/libtessera-backend-cuda.so" ]; then
   echo "FAIL: $bundle is incomplete; run 'bash scripts/gpu/bundle.sh' on the build machine first"
   exit 2
 fi
@@ -138,6 +142,16 @@ LD_LIBRARY_PATH="$tessera_ld" TESSERA_LIBRARY="$PWD/$bundle/lib/libtessera.so" P
   timeout 300 python3 scripts/gpu/transformer_block_gpu.py > "$out/block.txt" 2>&1
 rc=$?
 step "$(tail -1 "$out/block.txt") [$((SECONDS - t1)) s]" $rc
+fi
+
+if want search; then
+echo "== schedule search on the GPU (cost model vs measured, top-32 vs exhaustive)"
+t1=$SECONDS
+LD_LIBRARY_PATH="$tessera_ld" timeout 300 python3 tests/bench/schedule_search.py --target cuda \
+  --cli "$bundle/bin/tessera" --runs "${TESSERA_SEARCH_RUNS:-2}" > "$out/search.txt" 2>&1
+rc=$?
+cat "$out/search.txt"
+step "schedule search (cuda): $(grep -c ": space " "$out/search.txt") kernels [$((SECONDS - t1)) s]" $rc
 fi
 
 echo

@@ -22,7 +22,13 @@ search-quality figure is given against run 1's exhaustive best (as the
 target reads) and with every configuration at its fastest timing in any
 run (choice and best on the same footing).
 
-Usage: schedule_search.py --cli build/bin/tessera [--bind ...] [--runs N] [--warm-runs N] [--compile-only]
+With --target cuda the same over the CUDA plugin (GEMM 4096^3 bf16 and
+layer_norm 16384x4096 bf16; the space's GPU knobs: library, gemm_path,
+stages, warps), measured through its measurement extension; no compile-time
+part (scripts/gpu/cuda_checks.sh, TESSERA_CHECKS=search).
+
+Usage: schedule_search.py --cli build/bin/tessera [--target cpu|cuda] [--bind ...] [--runs N] [--warm-runs N]
+       [--compile-only]
 """
 import argparse
 import json
@@ -39,6 +45,19 @@ GEMM = """func @main(%a: tensor<256 x 256 x f32>, %b: tensor<256 x 256 x f32>) -
 }
 """
 LAYER_NORM = """func @main(%x: tensor<2048 x 256 x f32>, %g: tensor<256 x f32>, %b: tensor<256 x f32>) -> tensor<2048 x 256 x f32> {
+  %y = layer_norm(%x, %g, %b) {axis = -1, epsilon = 1e-5}
+  return %y
+}
+"""
+
+# The GPU's sizes: large enough that a GEMM is compute-bound and a row
+# kernel bandwidth-bound, as in docs/perf.md's CUDA tables.
+GEMM_CUDA = """func @main(%a: tensor<4096 x 4096 x bf16>, %b: tensor<4096 x 4096 x bf16>) -> tensor<4096 x 4096 x bf16> {
+  %c = matmul(%a, %b)
+  return %c
+}
+"""
+LAYER_NORM_CUDA = """func @main(%x: tensor<16384 x 4096 x bf16>, %g: tensor<4096 x bf16>, %b: tensor<4096 x bf16>) -> tensor<16384 x 4096 x bf16> {
   %y = layer_norm(%x, %g, %b) {axis = -1, epsilon = 1e-5}
   return %y
 }
@@ -81,10 +100,12 @@ def load():
     return os.getloadavg()[0]
 
 
-def autotune(cli, src, strategy, trials, cache, report):
+def autotune(cli, src, strategy, trials, cache, report, target="cpu"):
     before = load()
-    subprocess.run([cli, "autotune", src, "--strategy", strategy, "--trials", str(trials),
-                    "--cache-dir", cache, "--report", report], check=True, capture_output=True)
+    r = subprocess.run([cli, "autotune", src, "--target", target, "--strategy", strategy, "--trials", str(trials),
+                        "--cache-dir", cache, "--report", report], capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"tessera autotune exit {r.returncode}: {r.stderr[-600:]}")
     out = json.load(open(report))
     out["load"] = (before, load())
     return out
@@ -168,18 +189,22 @@ def main():
     ap.add_argument("--warm-runs", type=int, default=5, help="warm compiles of the transformer block measured")
     ap.add_argument("--compile-only", action="store_true", help="only the compile-time measurement (3.)")
     ap.add_argument("--keep", default="", help="directory to keep the autotune JSON reports in")
+    ap.add_argument("--target", default="cpu", choices=["cpu", "cuda"],
+                    help="plugin to search on (cuda: bf16 GEMM 4096^3 and layer_norm 16384x4096; no compile times)")
     args = ap.parse_args()
+    kernels = (("gemm", GEMM), ("layer_norm", LAYER_NORM)) if args.target == "cpu" else \
+        (("gemm", GEMM_CUDA), ("layer_norm", LAYER_NORM_CUDA))
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
         d = args.keep or tmp
         os.makedirs(d, exist_ok=True)
         cache = os.path.join(tmp, "cache")
-        for name, text in (() if args.compile_only else (("gemm", GEMM), ("layer_norm", LAYER_NORM))):
+        for name, text in (() if args.compile_only else kernels):
             src = os.path.join(d, name + ".tsr")
             open(src, "w").write(text)
-            fulls = [autotune(args.cli, src, "exhaustive", 100000, cache, os.path.join(d, f"{name}-ex{r}.json"))
-                     for r in range(max(1, args.runs))]
-            top = autotune(args.cli, src, "model", 32, cache, os.path.join(d, name + "-top.json"))
+            fulls = [autotune(args.cli, src, "exhaustive", 100000, cache, os.path.join(d, f"{name}-ex{r}.json"),
+                              args.target) for r in range(max(1, args.runs))]
+            top = autotune(args.cli, src, "model", 32, cache, os.path.join(d, name + "-top.json"), args.target)
             for ki, k in enumerate(fulls[0]["kernels"]):
                 runs = [f["kernels"][ki]["all"] for f in fulls]
                 points = []
@@ -208,6 +233,19 @@ def main():
                         ceiling = spearman([p["meas"][0] for p in sub], [p["meas"][1] for p in sub]) if len(runs) > 1 else float("nan")
                         print(f"  threads={t} only ({len(sub)} points): Spearman vs the lower of the runs "
                               f"{spearman([p['pred'] for p in sub], low):.3f} (run 1 vs run 2: {ceiling:.3f})")
+                if args.target != "cpu":
+                    # Every point with both figures (and the rejected ones'
+                    # reasons, once each): the GPU spaces are small.
+                    for p in sorted(points, key=lambda p: min(p["meas"])):
+                        print(f"    {p['knobs']}: predicted {p['pred'] * 1e6:.1f} us, measured "
+                              + ", ".join(f"{m * 1e6:.1f}" for m in p["meas"]) + " us")
+                    reasons = {}
+                    for c in k["all"]:
+                        if c.get("reason") and c["knobs"] not in (p["knobs"] for p in points):
+                            reasons.setdefault(c["reason"], 0)
+                            reasons[c["reason"]] += 1
+                    for why, n in sorted(reasons.items(), key=lambda x: -x[1]):
+                        print(f"    rejected {n}: {why}")
                 best = min(best_of)
                 bestp = points[best_of.index(best)]
                 print(f"  exhaustive best {best * 1e6:.1f} us ({bestp['knobs']}), "
@@ -228,7 +266,8 @@ def main():
                     t, b = pooled[kt["chosen"]], min(pooled.values())
                     print(f"  pooled over all runs (each configuration at its fastest): chosen {t * 1e6:.1f} us, "
                           f"best {b * 1e6:.1f} us, {100 * (t / b - 1):+.1f}%")
-        compile_times(args.cli, args.transformer, args.bind, cache, args.warm_runs)
+        if args.target == "cpu":
+            compile_times(args.cli, args.transformer, args.bind, cache, args.warm_runs)
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

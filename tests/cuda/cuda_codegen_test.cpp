@@ -20,6 +20,7 @@
 #include <cstring>
 #include <dlfcn.h>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <unistd.h>
@@ -841,6 +842,82 @@ TEST(CudaCublasLt, CostModelPrefersTheLibraryForLargeGemms) {
   CostResult none = estimateLibraryCost(red, 0, gr.kernels[0], h100, rows);
   EXPECT_FALSE(none.feasible);
   EXPECT_NE(none.reason.find("cublaslt"), std::string::npos) << none.reason;
+}
+
+// The search's GPU knobs (core/schedule/Search.cpp enumerateSpace): the
+// cost model accepts what the generators honour, rejects the rest with a
+// reason, and orders the points the way the code behaves.
+TEST(CudaCostModel, SearchKnobsFeasibilityAndOrder) {
+  using KnobMap = std::map<std::string, sir::KnobValue>;
+  GpuModel h200 = gpuModelFor(90, 132);
+  auto cost = [&](sir::Program p, size_t k, const KnobMap &knobs, const int64_t *sym) {
+    for (const auto &[key, v] : knobs)
+      p.kernels[k].knobs[key] = v;
+    GeneratedProgram g = gen(p);
+    return estimateKernelCost(p, k, g.kernels[k], h200, sym);
+  };
+  sir::Program p = gemmPaths();
+  size_t k = kernelIndex(p, "plain_bf16");
+  int64_t big[] = {4096, 4096, 4096};
+  auto path = [](const char *name) { return sir::KnobValue(std::string(name)); };
+  CostResult wg4 = cost(p, k, {{"gemm_path", path("wgmma")}, {"stages", int64_t(4)}}, big);
+  CostResult wg3 = cost(p, k, {{"gemm_path", path("wgmma")}, {"stages", int64_t(3)}}, big);
+  CostResult as2 = cost(p, k, {{"gemm_path", path("mma_async")}, {"stages", int64_t(2)}}, big);
+  CostResult as3 = cost(p, k, {{"gemm_path", path("mma_async")}, {"stages", int64_t(3)}}, big);
+  CostResult mma = cost(p, k, {{"gemm_path", path("mma")}}, big);
+  for (const CostResult *r : {&wg4, &wg3, &as2, &as3, &mma})
+    EXPECT_TRUE(r->feasible) << r->reason;
+  EXPECT_EQ(wg3.mode, LaunchMode::Wgmma);
+  EXPECT_EQ(as2.mode, LaunchMode::GemmAsync);
+  EXPECT_EQ(mma.mode, LaunchMode::Gemm);
+  EXPECT_LT(wg4.seconds, wg3.seconds);
+  EXPECT_LT(wg3.seconds, as3.seconds);
+  EXPECT_LT(as3.seconds, as2.seconds);
+  EXPECT_LT(as2.seconds, mma.seconds);
+  // Rejected: a depth the loop cannot run, stages beyond shared memory
+  // (5 x 48 KB), stages off the pipelined paths, a CPU generator's knob.
+  for (const KnobMap &bad : std::vector<KnobMap>{
+           {{"gemm_path", path("wgmma")}, {"stages", int64_t(2)}},
+           {{"gemm_path", path("wgmma")}, {"stages", int64_t(5)}},
+           {{"gemm_path", path("mma_async")}, {"stages", int64_t(5)}},
+           {{"gemm_path", path("mma")}, {"stages", int64_t(3)}},
+           {{"gemm_path", path("tcgen05")}},
+           {{"mc", int64_t(96)}},
+           {{"threads", int64_t(2)}}}) {
+    CostResult r = cost(p, k, bad, big);
+    EXPECT_FALSE(r.feasible);
+    EXPECT_FALSE(r.reason.empty());
+  }
+  // The stages knob reaches the generated code (and a rejected value leaves
+  // the default).
+  sir::Program s3 = p;
+  s3.kernels[k].knobs["stages"] = int64_t(3);
+  EXPECT_NE(gen(s3).source.find("3 cp.async stages"), std::string::npos);
+  s3.kernels[k].knobs["stages"] = int64_t(9);
+  EXPECT_FALSE(gen(s3).kernels[k].knobIssue.empty());
+  EXPECT_EQ(gen(s3).kernels[k].gemm.wgmmaConfig.stages, 4);
+
+  // Row kernels: warps sets the block; rows beyond 16 elements a thread
+  // leave registers and are read once per stage.
+  sir::Program rows = parse("tessera-schedule v1\nsymbols B S\n" + tessera::testing::softmaxKernel("bf16", "vector=8"));
+  int64_t shape[] = {16384, 4096};
+  LaunchConfig c;
+  std::string error;
+  for (int64_t w : {1, 4, 16}) {
+    sir::Program q = rows;
+    q.kernels[0].knobs["warps"] = w;
+    ASSERT_TRUE(planLaunch(q, 0, gen(q).kernels[0], shape, 132, &c, &error));
+    EXPECT_EQ(c.mode, LaunchMode::Block);
+    EXPECT_EQ(c.block[0], uint32_t(32 * w));
+  }
+  CostResult dflt = cost(rows, 0, {}, shape), w8 = cost(rows, 0, {{"warps", int64_t(8)}}, shape);
+  CostResult w2 = cost(rows, 0, {{"warps", int64_t(2)}}, shape);
+  EXPECT_TRUE(w8.feasible && w2.feasible) << w8.reason << w2.reason;
+  EXPECT_DOUBLE_EQ(dflt.seconds, w8.seconds) << "the default block is 8 warps for 4096-element rows";
+  EXPECT_LT(w8.seconds, w2.seconds);
+  EXPECT_FALSE(cost(rows, 0, {{"warps", int64_t(32)}}, shape).feasible);
+  EXPECT_FALSE(cost(rows, 0, {{"threads", int64_t(1)}}, shape).feasible);
+  EXPECT_FALSE(cost(p, k, {{"warps", int64_t(4)}}, big).feasible) << "warps: row kernels only";
 }
 
 TEST(CudaCublasLt, LoaderReportsItself) {
