@@ -90,6 +90,9 @@ private:
   std::map<ValueId, ValueId> adj_;  // builder forward value -> its adjoint
   std::set<ValueId> remat_;         // builder forward values to recompute
   std::set<ValueId> checkpointed_;  // results of forward ops marked `checkpoint`
+  // Source attention result -> the results of its decomposition's ops, so
+  // naming it in `remat` selects them all.
+  std::map<ValueId, std::vector<ValueId>> decompositionOf_;
   std::map<ValueId, ValueId> rematCache_; // valid during one rule
   unsigned tmp_ = 0;
 
@@ -360,9 +363,15 @@ Error GradBuilder::emitForward() {
     Error e = sop.kind == OpKind::Attention ? emitAttention(sop) : copyOp(sop);
     if (e)
       return e;
-    for (size_t k = first; checkpoint && k < b_.function().ops.size(); ++k)
+    std::vector<ValueId> emitted;
+    for (size_t k = first; k < b_.function().ops.size(); ++k)
       if (b_.function().ops[k].kind != OpKind::Constant)
-        checkpointed_.insert(b_.function().ops[k].results.begin(), b_.function().ops[k].results.end());
+        emitted.insert(emitted.end(), b_.function().ops[k].results.begin(), b_.function().ops[k].results.end());
+    if (checkpoint)
+      checkpointed_.insert(emitted.begin(), emitted.end());
+    if (sop.kind == OpKind::Attention)
+      for (ValueId r : orig.results)
+        decompositionOf_[r] = emitted;
   }
   numFwdOps_ = b_.function().ops.size();
   return Error::success();
@@ -810,7 +819,29 @@ Error GradBuilder::matmulRule(const Operation &fop, ValueId g, const std::vector
     }
     gx[0] = r;
   }
-  if (need[1]) {
+  if (need[1] && T(b2).rank() == 2 && T(a2).rank() > 2) {
+    // A matrix shared by every batch (a weight): fold the batch dims into
+    // K, aT·g over [rows, K] x [rows, N], instead of one product per batch
+    // summed afterwards (B weight-sized temporaries and a reduction).
+    TensorType a2t = T(a2), g2t = T(g2);
+    Dim rows(1);
+    for (size_t i = 0; i + 1 < a2t.rank(); ++i) {
+      Expected<Dim> m = Dim::mul(rows, a2t.dims[i]);
+      if (!m)
+        return m.takeError();
+      rows = m.take();
+    }
+    AD_TRY(af, reshape(a2, {rows, a2t.dims.back()}));
+    AD_TRY(gf, reshape(g2, {rows, g2t.dims.back()}));
+    AD_TRY(aT, swapLast(af));
+    AD_TRY(d, bin(OpKind::Matmul, aT, gf));
+    ValueId r = d;
+    if (b1) {
+      AD_TRY(s, op(OpKind::Squeeze, {r}, attrs1("axes", Attribute::ofInts({1}))));
+      r = s;
+    }
+    gx[1] = r;
+  } else if (need[1]) {
     AD_TRY(aT, swapLast(a2));
     AD_TRY(d, bin(OpKind::Matmul, aT, g2));
     AD_TRY(r, reduceTo(d, T(b2)));
@@ -1494,7 +1525,12 @@ Expected<VjpResult> GradBuilder::run() {
       return invalidArg("remat: %" + n + " is a parameter; only op results can be recomputed");
     if (bf.ops[size_t(val.definingOp)].kind == OpKind::Constant)
       return invalidArg("remat: %" + n + " is a constant");
-    remat_.insert(v);
+    // Like the attribute: an attention's whole decomposition is recomputed
+    // (its own result is read by no backward rule; its scores are).
+    if (auto it = decompositionOf_.find(*sv); it != decompositionOf_.end())
+      remat_.insert(it->second.begin(), it->second.end());
+    else
+      remat_.insert(v);
   }
   remat_.insert(checkpointed_.begin(), checkpointed_.end());
   if (opts_.rematElementwise)

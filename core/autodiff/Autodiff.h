@@ -50,8 +50,10 @@ struct VjpOptions {
   bool unreachableIsError = false;
   // Rematerialization: forward values (by name) that the backward pass
   // recomputes from their operands instead of keeping alive. The recomputed
-  // ops are emitted right before their first backward use. Parameters,
-  // constants and unknown names are rejected (InvalidArgument).
+  // ops are emitted right before each backward rule that reads them. An
+  // attention's result selects its whole decomposition (as the `checkpoint`
+  // attribute does). Parameters, constants and unknown names are rejected
+  // (InvalidArgument).
   std::set<std::string> remat;
   // Rematerialize every value produced by an elementwise unary or binary op
   // (the cheap ones), in addition to `remat`.

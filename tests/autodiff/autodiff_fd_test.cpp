@@ -288,6 +288,9 @@ std::vector<FdCase> miscCases() {
   mm("2d", "tensor<B x 4 x f64>", "tensor<4 x 3 x f64>", "tensor<B x 3 x f64>", {2, 4}, {4, 3});
   mm("batch_broadcast", "tensor<2 x 1 x 3 x 4 x f64>", "tensor<5 x 4 x 2 x f64>", "tensor<2 x 5 x 3 x 2 x f64>",
      {2, 1, 3, 4}, {5, 4, 2});
+  // A weight shared by a symbolic batch: its gradient folds the batch into K.
+  mm("batched_weight", "tensor<B x S x 4 x f64>", "tensor<4 x 3 x f64>", "tensor<B x S x 3 x f64>", {2, 3, 4},
+     {4, 3});
   mm("vec_mat", "tensor<4 x f64>", "tensor<2 x 4 x 3 x f64>", "tensor<2 x 3 x f64>", {4}, {2, 4, 3});
   mm("mat_vec", "tensor<2 x 3 x 4 x f64>", "tensor<4 x f64>", "tensor<2 x 3 x f64>", {2, 3, 4}, {4});
   mm("vec_vec", "tensor<4 x f64>", "tensor<4 x f64>", "tensor<f64>", {4}, {4});

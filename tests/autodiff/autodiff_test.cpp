@@ -4,8 +4,10 @@
 // lowering the peak of live activations, also through the graph passes.
 #include "autodiff/Autodiff.h"
 
+#include "fusion/Fusion.h"
 #include "passes/Passes.h"
 #include "reference/Evaluator.h"
+#include "runtime/BufferPlan.h"
 #include "text/Parser.h"
 #include "text/Printer.h"
 
@@ -234,16 +236,24 @@ TEST(Autodiff, RematLowersPeakLiveBytes) {
   EXPECT_FALSE(autodiff::grad(fn, {0}, 0, bad));
 }
 
-std::string tanhChain(bool checkpoint) {
-  std::string body = "func @chain(%x: tensor<N x f32>) -> tensor<f32> {\n";
+// Eight `op`s chained over %x of `type`, marked `checkpoint` when asked;
+// the loss is the sum of the last one, times a parameter %c if `weighted`.
+std::string chain(const std::string &op, const std::string &type, bool checkpoint, bool weighted = false) {
+  std::string body = "func @chain(%x: " + type + (weighted ? ", %c: " + type : "") + ") -> tensor<f32> {\n";
   std::string prev = "%x";
   for (int i = 0; i < 8; ++i) {
     std::string cur = "%t" + std::to_string(i);
-    body += "  " + cur + " = tanh(" + prev + ")" + (checkpoint ? " {checkpoint = true}" : "") + "\n";
+    body += "  " + cur + " = " + op + "(" + prev + ")" + (checkpoint ? " {checkpoint = true}" : "") + "\n";
     prev = cur;
+  }
+  if (weighted) {
+    body += "  %p = mul(" + prev + ", %c)\n";
+    prev = "%p";
   }
   return body + "  %l = reduce_sum(" + prev + ")\n  return %l\n}\n";
 }
+
+std::string tanhChain(bool checkpoint) { return chain("tanh", "tensor<N x f32>", checkpoint); }
 
 size_t countCheckpointed(const ir::Function &fn) {
   size_t n = 0;
@@ -304,6 +314,44 @@ TEST(Autodiff, CheckpointAttributeSurvivesGraphPasses) {
   EXPECT_EQ((*a)[1].data, (*c)[1].data);
 }
 
+// Through fusion and the runtime's buffer plan: softmaxes are heavy (one
+// kernel each), so without remat every activation is stored until its
+// backward use. With the marks the forward copies die as the forward goes,
+// and fusion stores each adjoint of the backward chain (rather than
+// recomputing the whole chain inside every later kernel, which would keep
+// each recomputed activation alive to the end of the run).
+TEST(Autodiff, CheckpointLowersFusedBufferPlanPeak) {
+  const uint64_t act = 64 * 64 * 4;
+  auto plan = [&](bool checkpoint) {
+    auto g = autodiff::grad(parse(chain("softmax", "tensor<64 x 64 x f32>", checkpoint, true)), {0});
+    EXPECT_TRUE(g) << g.error().render();
+    if (!g)
+      return runtime::BufferPlan{};
+    EXPECT_FALSE(passes::runGraphPasses(g->function));
+    auto fused = fusion::fuse(g->function);
+    EXPECT_TRUE(fused) << fused.error().render();
+    if (!fused)
+      return runtime::BufferPlan{};
+    auto liveness = runtime::computeLiveness(*fused);
+    EXPECT_TRUE(liveness) << liveness.error().render();
+    if (!liveness)
+      return runtime::BufferPlan{};
+    std::vector<uint64_t> sizes;
+    for (const fusion::Intermediate &i : fused->intermediates) {
+      uint64_t bytes = ir::dtypeBits(i.type.dtype) / 8;
+      for (int64_t d : i.type.staticShape().value_or(std::vector<int64_t>{0}))
+        bytes *= static_cast<uint64_t>(d);
+      sizes.push_back(bytes);
+    }
+    return runtime::planBuffers(*liveness, sizes, runtime::findInPlaceCandidates(*fused, *liveness));
+  };
+  runtime::BufferPlan plain = plan(false), ck = plan(true);
+  EXPECT_GE(plain.peakLiveBytes, 8 * act);
+  EXPECT_LE(ck.peakLiveBytes, 4 * act);
+  EXPECT_LE(ck.arenaBytes, 4 * act);
+  EXPECT_GE(plain.arenaBytes, 8 * act);
+}
+
 // A checkpointed attention recomputes its whole decomposition.
 TEST(Autodiff, CheckpointedAttention) {
   const char *src = R"(
@@ -333,6 +381,13 @@ func @f(%q: tensor<2 x 4 x 8 x f32>, %k: tensor<2 x 4 x 8 x f32>, %v: tensor<2 x
   ASSERT_TRUE(a && b);
   for (size_t i = 0; i < a->size(); ++i)
     EXPECT_EQ((*a)[i].data, (*b)[i].data) << i;
+
+  // Naming the attention's result in `remat` selects the same decomposition.
+  autodiff::VjpOptions opts;
+  opts.remat = {"a"};
+  auto named = autodiff::grad(parse(plainSrc), {0, 1, 2}, 0, opts);
+  ASSERT_TRUE(named) << named.error().render();
+  EXPECT_EQ(text::printFunction(named->function), text::printFunction(ck->function));
 }
 
 } // namespace
