@@ -66,6 +66,47 @@ Expected<std::optional<Manifest>> readManifest(const std::string &pluginPath) {
       for (const auto &item : t)
         m.targets.push_back(item.as<std::string>());
     }
+    if (YAML::Node space = root["search_space"]) {
+      if (!space.IsMap())
+        return manifestError(path, "'search_space' must map kernel kinds to lists of knob alternatives",
+                             space.Mark());
+      for (const auto &entry : space) {
+        std::string kind = entry.first.as<std::string>();
+        if (kind != "matmul" && kind != "loop" && kind != "attention")
+          return manifestError(path, "search_space: unknown kernel kind '" + kind +
+                                         "' (known: matmul, loop, attention)",
+                               entry.first.Mark());
+        if (!entry.second.IsSequence())
+          return manifestError(path, "search_space." + kind + " must be a list of knob mappings",
+                               entry.second.Mark());
+        for (const auto &alt : entry.second) {
+          if (!alt.IsMap() || alt.size() == 0)
+            return manifestError(path, "search_space." + kind + ": each alternative must be a non-empty mapping",
+                                 alt.Mark());
+          KnobChoices choices;
+          for (const auto &knob : alt) {
+            std::vector<std::string> values;
+            if (knob.second.IsScalar()) {
+              values.push_back(knob.second.as<std::string>());
+            } else if (knob.second.IsSequence() && knob.second.size() > 0) {
+              for (const auto &v : knob.second) {
+                if (!v.IsScalar())
+                  return manifestError(path, "search_space: values of knob '" + knob.first.as<std::string>() +
+                                                 "' must be scalars",
+                                       v.Mark());
+                values.push_back(v.as<std::string>());
+              }
+            } else {
+              return manifestError(path, "search_space: knob '" + knob.first.as<std::string>() +
+                                             "' needs a value or a non-empty list of values",
+                                   knob.second.Mark());
+            }
+            choices.knobs.emplace_back(knob.first.as<std::string>(), std::move(values));
+          }
+          m.searchSpace[kind].push_back(std::move(choices));
+        }
+      }
+    }
     return std::optional<Manifest>(std::move(m));
   } catch (const YAML::Exception &e) {
     return manifestError(path, e.msg, e.mark);

@@ -67,6 +67,11 @@ public:
   uint32_t abiMajor() const { return abiMajor_; }
   uint32_t abiMinor() const { return abiMinor_; }
   bool hasManifest() const { return manifest_.has_value(); }
+  // The manifest's search_space (empty without a manifest or the key).
+  const std::map<std::string, std::vector<KnobChoices>> &searchSpace() const {
+    static const std::map<std::string, std::vector<KnobChoices>> none;
+    return manifest_ ? manifest_->searchSpace : none;
+  }
   bool loaded() const { return state_ == TESSERA_PLUGIN_STATE_LOADED; }
 
   std::vector<std::unique_ptr<tessera_device_t>> &devices() { return devices_; }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <numeric>
@@ -283,7 +284,7 @@ std::vector<size_t> withCoverage(const std::vector<size_t> &order, const std::ve
 } // namespace
 
 std::vector<Knobs> enumerateSpace(const sir::Program &program, size_t kernel, const std::vector<int64_t> &scalars,
-                                  unsigned cores) {
+                                  unsigned cores, const PluginSpace &pluginSpace) {
   const sir::Kernel &k = program.kernels.at(kernel);
   std::vector<int64_t> ext = extents(k, scalars);
   std::vector<Knobs> out;
@@ -354,39 +355,37 @@ std::vector<Knobs> enumerateSpace(const sir::Program &program, size_t kernel, co
       if (kn != out[0])
         out.push_back(kn);
     }
-  // Knobs of accelerator code generators (generic names; docs/schedule.md):
-  // a library, the GEMM path and its pipeline depth for matmul kernels, the
-  // warps per block of the other kernels. The points above carry `threads`
-  // and these do not, so a plugin's cost model tells the two families apart
-  // by the knobs it does not read and rejects them (feasible = 0 with a
-  // reason) before anything is compiled or measured.
-  auto add = [&](Knobs kn) {
-    if (kn != out[0])
-      out.push_back(std::move(kn));
-  };
-  if (k.kind == sir::Kernel::Kind::Matmul) {
-    Knobs lib = k.knobs;
-    lib["library"] = std::string("cublaslt");
-    add(lib);
-    for (const char *path : {"wgmma", "mma_async", "mma"}) {
-      Knobs kn = k.knobs;
-      kn["library"] = std::string("generic");
-      kn["gemm_path"] = std::string(path);
-      if (std::strcmp(path, "mma") == 0) {
-        add(kn);
-        continue;
-      }
-      for (int64_t st : {2, 3, 4, 5}) {
-        kn["stages"] = st;
-        add(kn);
-      }
+  // Knob values of the target plugin's own code generators, from its
+  // manifest (`search_space`, docs/schedule.md): each alternative adds every
+  // combination of its values. The points above carry `threads` and these
+  // do not, so a cost model can tell the families apart by the knobs it
+  // does not read and reject them before anything is compiled or measured.
+  const char *kind = k.kind == sir::Kernel::Kind::Matmul      ? "matmul"
+                     : k.kind == sir::Kernel::Kind::Attention ? "attention"
+                                                              : "loop";
+  auto found = pluginSpace.find(kind);
+  if (found == pluginSpace.end())
+    return out;
+  for (const plugin::KnobChoices &alt : found->second) {
+    std::vector<Knobs> points{k.knobs};
+    for (const auto &[name, values] : alt.knobs) {
+      std::vector<Knobs> next;
+      for (const Knobs &prefix : points)
+        for (const std::string &v : values) {
+          Knobs kn = prefix;
+          char *endp = nullptr;
+          long long n = std::strtoll(v.c_str(), &endp, 10);
+          if (!v.empty() && *endp == '\0')
+            kn[name] = int64_t(n);
+          else
+            kn[name] = v;
+          next.push_back(std::move(kn));
+        }
+      points = std::move(next);
     }
-  } else {
-    for (int64_t w : {1, 2, 4, 8, 16}) {
-      Knobs kn = k.knobs;
-      kn["warps"] = w;
-      add(kn);
-    }
+    for (Knobs &kn : points)
+      if (kn != out[0] && std::find(out.begin(), out.end(), kn) == out.end())
+        out.push_back(std::move(kn));
   }
   return out;
 }
@@ -415,7 +414,7 @@ Expected<KernelResult> tuneKernel(const sir::Program &program, size_t kernel, co
   r.hasModel = costModelOf(*target.plugin) != nullptr;
   r.hasMeasurement = target.device && measurementOf(*target.plugin) != nullptr;
   unsigned cores = target.device && target.device->computeUnits ? target.device->computeUnits : 1;
-  std::vector<Knobs> space = enumerateSpace(program, kernel, scalars, cores);
+  std::vector<Knobs> space = enumerateSpace(program, kernel, scalars, cores, target.plugin->searchSpace());
   r.candidates = space.size();
   r.all.resize(space.size());
   for (size_t i = 0; i < space.size(); ++i) {

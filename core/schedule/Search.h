@@ -12,6 +12,7 @@
 #include "support/Error.h"
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,16 +22,21 @@ enum class Strategy { Exhaustive, Model, Evolutionary };
 Expected<Strategy> parseStrategy(const std::string &name);
 const char *strategyName(Strategy s);
 
+// Knob values a plugin declares for its own code generators, by kernel kind
+// ("matmul", "loop", "attention"): its manifest's `search_space`.
+using PluginSpace = std::map<std::string, std::vector<plugin::KnobChoices>>;
+
 // The knob space of a kernel with concrete parallel extents. Matmul kernels:
 // GEMM blocking mc x kc x nc (values not exceeding their dimension but one)
-// x threads; loop kernels: tile sizes per parallel loop x threads. Then the
-// accelerator knobs: matmul library=cublaslt, and library=generic with
-// gemm_path wgmma | mma_async (x stages 2..5) | mma; other kernels warps
-// (per block) 1..16. Points a plugin cannot run (or whose knobs it does not
-// read) are rejected by its cost model before measurement. The default
-// schedule (the kernel's own knobs) is always candidate 0.
+// x threads; loop kernels: tile sizes per parallel loop x threads. Then every
+// combination of each alternative in `pluginSpace` for the kernel's kind
+// (e.g. the cuda plugin's library, gemm_path x stages, warps). Points a
+// plugin cannot run (or whose knobs it does not read) are rejected by its
+// cost model before measurement. The default schedule (the kernel's own
+// knobs) is always candidate 0.
 std::vector<Knobs> enumerateSpace(const schedule::Program &program, size_t kernel,
-                                  const std::vector<int64_t> &scalars, unsigned cores);
+                                  const std::vector<int64_t> &scalars, unsigned cores,
+                                  const PluginSpace &pluginSpace = {});
 
 struct SearchOptions {
   Strategy strategy = Strategy::Model;

@@ -844,7 +844,7 @@ TEST(CudaCublasLt, CostModelPrefersTheLibraryForLargeGemms) {
   EXPECT_NE(none.reason.find("cublaslt"), std::string::npos) << none.reason;
 }
 
-// The search's GPU knobs (core/schedule/Search.cpp enumerateSpace): the
+// The search's GPU knobs (the cuda manifest's search_space): the
 // cost model accepts what the generators honour, rejects the rest with a
 // reason, and orders the points the way the code behaves.
 TEST(CudaCostModel, SearchKnobsFeasibilityAndOrder) {

@@ -67,4 +67,34 @@ TEST_F(ManifestTest, SyntaxErrorIsLocated) {
   EXPECT_NE(m.error().render().find("libtessera-backend-demo.yaml:"), std::string::npos);
 }
 
+TEST_F(ManifestTest, SearchSpaceAlternatives) {
+  write("name: demo\nabi_version: \"0.2\"\nsearch_space:\n  matmul:\n    - {library: vendor}\n"
+        "    - {library: generic, stages: [2, 3]}\n  loop:\n    - {warps: 4}\n");
+  auto m = readManifest(so);
+  ASSERT_TRUE(m) << m.error().render();
+  const auto &space = (**m).searchSpace;
+  ASSERT_EQ(space.size(), 2u);
+  ASSERT_EQ(space.at("matmul").size(), 2u);
+  EXPECT_EQ(space.at("matmul")[1].knobs[1].first, "stages");
+  EXPECT_EQ(space.at("matmul")[1].knobs[1].second, (std::vector<std::string>{"2", "3"}));
+  EXPECT_EQ(space.at("loop")[0].knobs[0].second, (std::vector<std::string>{"4"}));
+}
+
+TEST_F(ManifestTest, SearchSpaceErrorsAreLocated) {
+  write("name: demo\nabi_version: \"0.2\"\nsearch_space:\n  conv:\n    - {warps: 4}\n");
+  auto m = readManifest(so);
+  ASSERT_FALSE(m);
+  EXPECT_NE(m.error().message().find("unknown kernel kind 'conv'"), std::string::npos) << m.error().message();
+  EXPECT_EQ(m.error().location().line, 4u);
+  write("name: demo\nabi_version: \"0.2\"\nsearch_space:\n  loop:\n    - {warps: []}\n");
+  m = readManifest(so);
+  ASSERT_FALSE(m);
+  EXPECT_NE(m.error().message().find("needs a value or a non-empty list"), std::string::npos)
+      << m.error().message();
+  write("name: demo\nabi_version: \"0.2\"\nsearch_space: [1]\n");
+  m = readManifest(so);
+  ASSERT_FALSE(m);
+  EXPECT_NE(m.error().message().find("'search_space' must map"), std::string::npos);
+}
+
 } // namespace

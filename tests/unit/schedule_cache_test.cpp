@@ -255,6 +255,20 @@ TEST(ScheduleSearch, SpaceHasDefaultFirstAndSpearman) {
   std::vector<Knobs> space = enumerateSpace(p, 0, {}, 2);
   ASSERT_GT(space.size(), 2u);
   EXPECT_EQ(space[0], p.kernels[0].knobs);
+  // No plugin space: only the generic knobs.
+  for (const Knobs &kn : space)
+    EXPECT_EQ(kn.count("warps"), 0u);
+  // A plugin's declared alternatives add every combination, integers typed.
+  PluginSpace extra;
+  plugin::KnobChoices warps;
+  warps.knobs = {{"warps", {"2", "8"}}, {"mode", {"fast"}}};
+  extra["loop"].push_back(warps);
+  extra["matmul"].push_back(warps); // another kind: not used here
+  std::vector<Knobs> withPlugin = enumerateSpace(p, 0, {}, 2, extra);
+  ASSERT_EQ(withPlugin.size(), space.size() + 2);
+  const Knobs &last = withPlugin.back();
+  EXPECT_EQ(std::get<int64_t>(last.at("warps")), 8);
+  EXPECT_EQ(std::get<std::string>(last.at("mode")), "fast");
   EXPECT_DOUBLE_EQ(spearman({1, 2, 3, 4}, {10, 20, 30, 40}), 1.0);
   EXPECT_DOUBLE_EQ(spearman({1, 2, 3, 4}, {4, 3, 2, 1}), -1.0);
   EXPECT_NEAR(spearman({1, 2, 3}, {1, 1, 2}), 0.866, 1e-3); // ties averaged
