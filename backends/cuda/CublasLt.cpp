@@ -1,4 +1,5 @@
 #include "CublasLt.h"
+#include "SymbolLoader.h"
 
 #include "CudaCodegen.h"
 #include "Nvrtc.h"
@@ -524,12 +525,7 @@ LtApi openLt() {
     api.unavailable = "cuBLASLt not found: " + firstError;
     return api;
   }
-  std::string missing;
-  auto load = [&](auto &fn, const char *name) {
-    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
-    if (!fn)
-      missing += (missing.empty() ? "" : ", ") + std::string(name);
-  };
+  SymbolLoader load(lib);
   load(api.Create, "cublasLtCreate");
   load(api.Destroy, "cublasLtDestroy");
   load(api.StatusString, "cublasLtGetStatusString");
@@ -545,7 +541,7 @@ LtApi openLt() {
   load(api.PrefSet, "cublasLtMatmulPreferenceSetAttribute");
   load(api.Heuristic, "cublasLtMatmulAlgoGetHeuristic");
   load(api.Matmul, "cublasLtMatmul");
-  if (!missing.empty()) {
+  if (const std::string &missing = load.missing(); !missing.empty()) {
     api.unavailable = api.soname + " lacks " + missing;
     return api;
   }

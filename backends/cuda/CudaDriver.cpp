@@ -1,4 +1,5 @@
 #include "CudaDriver.h"
+#include "SymbolLoader.h"
 
 #include <dlfcn.h>
 #include <mutex>
@@ -18,12 +19,7 @@ CudaDriver openDriver() {
     d.unavailableReason = std::string("no CUDA driver: ") + (err ? err : "dlopen(libcuda.so.1) failed");
     return d;
   }
-  std::string missing;
-  auto load = [&](auto &fn, const char *name) {
-    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
-    if (!fn)
-      missing += (missing.empty() ? "" : ", ") + std::string(name);
-  };
+  SymbolLoader load(lib);
   load(d.cuInit, "cuInit");
   load(d.cuDriverGetVersion, "cuDriverGetVersion");
   load(d.cuGetErrorName, "cuGetErrorName");
@@ -61,7 +57,7 @@ CudaDriver openDriver() {
   load(d.cuMemsetD8, "cuMemsetD8_v2");
   load(d.cuMemcpyDtoD, "cuMemcpyDtoD_v2");
   load(d.cuPointerGetAttribute, "cuPointerGetAttribute");
-  if (!missing.empty()) {
+  if (const std::string &missing = load.missing(); !missing.empty()) {
     d.unavailableReason = "CUDA driver too old: libcuda.so.1 lacks " + missing;
     return d;
   }

@@ -1,4 +1,5 @@
 #include "Nvrtc.h"
+#include "SymbolLoader.h"
 
 #include <nvrtc.h>
 
@@ -38,12 +39,7 @@ NvrtcApi open() {
     api.unavailable = "NVRTC not found: " + firstError;
     return api;
   }
-  std::string missing;
-  auto load = [&](auto &fn, const char *name) {
-    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
-    if (!fn)
-      missing += (missing.empty() ? "" : ", ") + std::string(name);
-  };
+  SymbolLoader load(lib);
   load(api.GetErrorString, "nvrtcGetErrorString");
   load(api.Version, "nvrtcVersion");
   load(api.GetNumSupportedArchs, "nvrtcGetNumSupportedArchs");
@@ -57,7 +53,7 @@ NvrtcApi open() {
   load(api.GetCUBIN, "nvrtcGetCUBIN");
   load(api.GetProgramLogSize, "nvrtcGetProgramLogSize");
   load(api.GetProgramLog, "nvrtcGetProgramLog");
-  if (!missing.empty()) {
+  if (const std::string &missing = load.missing(); !missing.empty()) {
     api.unavailable = api.soname + " lacks " + missing + " (NVRTC 11.1 or newer is needed)";
     return api;
   }
