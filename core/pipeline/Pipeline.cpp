@@ -21,6 +21,7 @@
 #include "schedule/ScheduleFile.h"
 #include "schedule/Search.h"
 #include "schedule/TuningCache.h"
+#include "support/StringList.h"
 #if TESSERA_HAVE_GRAPH_PASSES
 #include "passes/Passes.h"
 #endif
@@ -68,21 +69,6 @@ private:
 std::string trim(std::string_view s) {
   size_t b = s.find_first_not_of(" \t\n"), e = s.find_last_not_of(" \t\n");
   return b == std::string_view::npos ? std::string() : std::string(s.substr(b, e - b + 1));
-}
-
-std::vector<std::string> splitList(std::string_view text) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t comma = text.find(',', pos);
-    if (comma == std::string_view::npos)
-      comma = text.size();
-    std::string item = trim(text.substr(pos, comma - pos));
-    if (!item.empty())
-      out.push_back(item);
-    pos = comma + 1;
-  }
-  return out;
 }
 
 std::string timingText(const std::vector<StageTime> &timings) {
@@ -417,7 +403,7 @@ Expected<Result> compileModule(ir::Module module, const Options &options, const 
 
 Expected<ir::SymbolBindings> parseBindings(std::string_view text) {
   ir::SymbolBindings out;
-  for (const std::string &item : splitList(text)) {
+  for (const std::string &item : splitCommaList(text)) {
     size_t eq = item.find('=');
     std::string name = trim(item.substr(0, eq == std::string::npos ? item.size() : eq));
     std::string value = eq == std::string::npos ? "" : trim(item.substr(eq + 1));
@@ -437,7 +423,7 @@ Expected<ir::SymbolBindings> parseBindings(std::string_view text) {
 
 Expected<std::set<std::string>> parseDumpStages(std::string_view text) {
   std::set<std::string> out;
-  for (const std::string &item : splitList(text)) {
+  for (const std::string &item : splitCommaList(text)) {
     bool known = std::any_of(std::begin(kDumpStages), std::end(kDumpStages),
                              [&](const char *s) { return item == s; });
     if (!known)

@@ -2,6 +2,7 @@
 
 #include "plugin/ElfCheck.h"
 #include "support/CStatus.h"
+#include "support/StringList.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -253,27 +254,11 @@ const tessera_backend_extension_t *Plugin::extension(tessera_backend_extension_t
 }
 
 std::vector<std::string> Plugin::nativeOps() const {
-  std::vector<std::string> out;
   const tessera_backend_extension_t *e = extension(TESSERA_BACKEND_EXTENSION_NATIVE_OPS);
   if (!e || e->struct_size < sizeof(tessera_backend_native_ops_extension_t))
-    return out;
+    return {};
   const char *ops = reinterpret_cast<const tessera_backend_native_ops_extension_t *>(e)->ops;
-  if (!ops)
-    return out;
-  std::string item;
-  for (const char *c = ops;; ++c) {
-    if (*c == ',' || *c == '\0') {
-      size_t b = item.find_first_not_of(" \t"), en = item.find_last_not_of(" \t");
-      if (b != std::string::npos)
-        out.push_back(item.substr(b, en - b + 1));
-      item.clear();
-      if (*c == '\0')
-        break;
-    } else {
-      item += *c;
-    }
-  }
-  return out;
+  return ops ? splitCommaList(ops) : std::vector<std::string>();
 }
 
 Error Plugin::unload() {
