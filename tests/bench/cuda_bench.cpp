@@ -130,43 +130,7 @@ symbols R C
 std::string layerNormSir() {
   return R"(tessera-schedule v1
 symbols R C
-kernel "layer_norm" loop {
-  operand 0 in bf16 [s0, s1]
-  operand 1 in bf16 [s1]
-  operand 2 in bf16 [s1]
-  operand 3 out bf16 [s0, s1]
-  parallel [s0]
-  knobs vector=8
-  stage reduce [s1] {
-    v0: f32 = load 0 [p0, r0]
-    v1: f32 = reduce sum v0
-  }
-  stage reduce [s1] {
-    v2: f32 = load 0 [p0, r0]
-    v3: f32 = index s1
-    v4: f32 = div v1 v3
-    v5: f32 = sub v2 v4
-    v6: f32 = mul v5 v5
-    v7: f32 = reduce sum v6
-  }
-  stage map [s1] {
-    v8: f32 = load 0 [p0, r0]
-    v9: f32 = index s1
-    v10: f32 = div v1 v9
-    v11: f32 = sub v8 v10
-    v12: f32 = div v7 v9
-    v13: f32 = const 1.0000000000000001e-05
-    v14: f32 = add v12 v13
-    v15: f32 = rsqrt v14
-    v16: f32 = mul v11 v15
-    v17: f32 = load 1 [r0]
-    v18: f32 = mul v16 v17
-    v19: f32 = load 2 [r0]
-    v20: f32 = add v18 v19
-    store 3 [p0, r0] v20
-  }
-}
-)";
+)" + tessera::testing::layerNormKernel("layer_norm", "bf16", "vector=8");
 }
 
 std::string rmsNormSir() {
