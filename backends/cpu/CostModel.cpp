@@ -26,14 +26,15 @@ namespace sir = tessera::schedule;
 // - packBytesPerCycle: the K = 16 GEMM, whose time is mostly packing and
 //   epilogue.
 // - bytesPerCycle[2], l3BytesPerSecond: layer_norm 2048 x 256 (4 MiB moved,
-//   inputs rotated through L3) on one thread (102 us) and two (62-71 us).
+//   inputs rotated through L3) on one thread (102-110 us) and two (52-60
+//   us, the pool's workers spinning between launches).
 // - forkJoinSeconds, taskSeconds: layer_norm on two threads with 2 tiles
-//   against 32 (the helper starts about 8 us late), and with 2048 tiles against
-//   32. A bare ThreadPool::parallelFor costs 4-5 us and 4.6 ns a task there;
-//   launches pay more (the kernel's prologue per task, the helper's
-//   wake-up on a VM).
-// - tileSeconds: layer_norm on one thread, 2048 tiles against 2 (no
-//   measurable difference; 2 ns a tile is the index decode).
+//   against 32 and 2048 (tasks of launchChunk tiles): a worker spinning
+//   between back-to-back launches starts within 1-2 us; a sleeping one took
+//   25-50 us on this VM, which the spin (ThreadPool.h) avoids for the
+//   launches a search measures and a module runs.
+// - tileSeconds: layer_norm on one thread, 2048 tiles against 1 and 2: no
+//   measurable difference (the one-row tiles were if anything faster).
 namespace {
 
 constexpr double kClockRatio = 1.38;
@@ -188,8 +189,9 @@ int dataLevel(const MachineModel &m, double bytes, unsigned threads) {
 // n % lanes, each about as costly as a vector iteration.
 double vectorIterations(double n, double lanes) { return std::floor(n / lanes) + std::fmod(n, lanes); }
 
-// A loop-nest launch: every tile a task; a tile's time is its compute or
-// its memory traffic, whichever is longer, plus tileSeconds.
+// A loop-nest launch: tiles handed out launchChunk at a time; a tile's time
+// is its compute or its memory traffic, whichever is longer, plus
+// tileSeconds.
 double loopNestSeconds(const sir::Kernel &k, const std::vector<int64_t> &ext, const int64_t *scalars,
                        double operandBytes, unsigned threads, double lanes, const MachineModel &m) {
   const size_t np = ext.size();
@@ -253,7 +255,11 @@ double loopNestSeconds(const sir::Kernel &k, const std::vector<int64_t> &ext, co
   const unsigned p = unsigned(std::min(double(threads), tiles));
   const double compute = slots / kVectorOpsPerCycle / hz / tiles;
   const double memory = operandBytes / bandwidth(m, dataLevel(m, operandBytes, p), p) / tiles;
-  return uniformPoolTime(tiles, std::max(compute, memory) + m.tileSeconds, threads, m);
+  // The pool hands out launchChunk tiles per task; the last task may be
+  // shorter, which the equal-task model ignores.
+  const double chunk = double(launchChunk(int64_t(tiles), threads));
+  const double tasks = std::ceil(tiles / chunk);
+  return uniformPoolTime(tasks, (std::max(compute, memory) + m.tileSeconds) * tiles / tasks, threads, m);
 }
 
 // ---- GEMM path (Gemm.h) -------------------------------------------------------------
@@ -439,6 +445,13 @@ std::vector<int64_t> launchTiles(const sir::Kernel &k, const std::vector<int64_t
     t[d] = (t[d] + 1) / 2;
   }
   return t;
+}
+
+int64_t launchChunk(int64_t tiles, unsigned threads) {
+  constexpr int64_t kTasksPerThread = 8;
+  if (threads <= 1)
+    return std::max<int64_t>(1, tiles);
+  return std::max<int64_t>(1, tiles / (int64_t(threads) * kTasksPerThread));
 }
 
 MachineModel hostMachineModel() {

@@ -41,12 +41,12 @@ struct MachineModel {
   double fmaLanesPerCycle = 16; // f32 FMA lanes one core retires per cycle
   uint64_t cacheBytes[3] = {32 << 10, 1 << 20, 32 << 20}; // per core L1, L2; shared L3
   double bytesPerCycle[3] = {64, 32, 11};                 // per core, from L1, L2, L3 (L3: measured)
-  double l3BytesPerSecond = 70e9;                         // from L3, all cores together (measured)
+  double l3BytesPerSecond = 80e9;                         // from L3, all cores together (measured)
   double dramBytesPerSecond = 20e9;                       // whole socket
   // Overheads of the plugin's runtime (measured; CostModel.cpp).
-  double forkJoinSeconds = 15e-6; // a parallelFor that wakes helpers: wake-up plus join
+  double forkJoinSeconds = 4e-6;  // a parallelFor with helpers: hand-off to spinning workers plus join
   double taskSeconds = 40e-9;     // each task the pool hands out when helpers take part
-  double tileSeconds = 2e-9;     // each tile of a loop nest: index decode, loop set-up
+  double tileSeconds = 0;        // each tile of a loop nest (not measurable: CostModel.cpp)
   double microCallCycles = 48;   // each GEMM micro-kernel call besides its FMAs (C tile in L2)
   double packBytesPerCycle = 10; // packing (strided reads, transposed writes), per core
 };
@@ -60,6 +60,13 @@ MachineModel hostMachineModel();
 // default.
 std::vector<int64_t> launchTiles(const schedule::Kernel &k, const std::vector<int64_t> &ext, const int64_t *scalars,
                                  unsigned threads);
+
+// Tiles per task when a launch of `tiles` tiles runs on `threads` threads:
+// about eight tasks per thread, so the pool's shared counter and the
+// kernel's per-call prologue are paid a few dozen times, not once per
+// tile, while a helper that wakes late still finds work; each thread
+// then also walks contiguous tiles, which the hardware prefetchers follow.
+int64_t launchChunk(int64_t tiles, unsigned threads);
 
 struct CostResult {
   bool feasible = true;

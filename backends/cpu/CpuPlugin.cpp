@@ -473,7 +473,8 @@ tessera_status_t *launch(tessera_backend_plugin_t *plugin, const tessera_backend
   tessera::cpu::KernelFn fn = code.loop;
   void **bufs = buffers.data();
   const int64_t *sc = scalars.data();
-  pool.parallelFor(tiles, threads, 1, [&](int64_t begin, int64_t end) { fn(bufs, sc, begin, end); });
+  pool.parallelFor(tiles, threads, tessera::cpu::launchChunk(tiles, threads),
+                   [&](int64_t begin, int64_t end) { fn(bufs, sc, begin, end); });
   return nullptr;
 } catch (const std::bad_alloc &) {
   return makeStatus(plugin->host, TESSERA_STATUS_OUT_OF_MEMORY, "cpu: out of memory in launch");

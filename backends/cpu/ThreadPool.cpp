@@ -1,18 +1,51 @@
 #include "ThreadPool.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace tessera::cpu {
+
+namespace {
+
+inline void cpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+} // namespace
+
+ThreadPool::ThreadPool() : spinMicroseconds_(defaultSpinMicroseconds()) {}
 
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
+    stop_.store(true, std::memory_order_release);
   }
   wake_.notify_all();
   for (std::thread &t : workers_)
     t.join();
+}
+
+template <typename Ready> bool ThreadPool::spinUntil(Ready ready) const {
+  if (spinMicroseconds_ == 0)
+    return ready();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(spinMicroseconds_);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (ready())
+        return true;
+      cpuRelax();
+    }
+    if (std::chrono::steady_clock::now() >= deadline)
+      return ready();
+  }
 }
 
 void ThreadPool::runChunks() {
@@ -28,20 +61,24 @@ void ThreadPool::runChunks() {
 void ThreadPool::workerLoop(unsigned index) {
   uint64_t seen = 0;
   for (;;) {
+    spinUntil([&] {
+      return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_relaxed) != seen;
+    });
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_)
+      wake_.wait(lock, [&] { return stop_.load(std::memory_order_relaxed) || generation_.load() != seen; });
+      if (stop_.load(std::memory_order_relaxed))
         return;
-      seen = generation_;
+      seen = generation_.load(std::memory_order_relaxed);
       if (index >= participants_)
         continue;
     }
     runChunks();
-    {
+    if (running_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // Taking the lock orders this notify after a caller that found
+      // running_ non-zero has started waiting.
       std::lock_guard<std::mutex> lock(mutex_);
-      if (--running_ == 0)
-        done_.notify_all();
+      done_.notify_all();
     }
   }
 }
@@ -72,13 +109,15 @@ void ThreadPool::parallelFor(int64_t count, unsigned threads, int64_t chunk,
     chunk_ = chunk;
     next_.store(0, std::memory_order_relaxed);
     participants_ = helpers;
-    running_ = helpers;
-    ++generation_;
+    running_.store(helpers, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   runChunks();
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [&] { return running_ == 0; });
+  if (!spinUntil([&] { return running_.load(std::memory_order_acquire) == 0; })) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [&] { return running_.load(std::memory_order_acquire) == 0; });
+  }
   fn_ = nullptr;
 }
 
@@ -91,6 +130,16 @@ unsigned defaultThreadCount() {
   }
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   return cores > 0 ? static_cast<unsigned>(cores) : 1;
+}
+
+unsigned defaultSpinMicroseconds() {
+  if (const char *env = std::getenv("TESSERA_POOL_SPIN_US")) {
+    char *end = nullptr;
+    long n = std::strtol(env, &end, 10);
+    if (end && *end == '\0' && n >= 0 && n <= 100000)
+      return static_cast<unsigned>(n);
+  }
+  return 100;
 }
 
 } // namespace tessera::cpu

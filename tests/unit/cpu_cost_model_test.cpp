@@ -166,6 +166,22 @@ TEST(CpuCostModel, LoopSmallTilesCostOverhead) {
   }
 }
 
+TEST(CpuCostModel, LoopTilesAreHandedOutInChunks) {
+  // With helpers, 2048 one-row tiles run as the same 16 tasks as 32 tiles
+  // of 64 rows (launchChunk), so the smaller tiles pay only their index
+  // decode, not a pool task each.
+  EXPECT_EQ(launchChunk(2048, 2), 128);
+  EXPECT_EQ(launchChunk(32, 2), 2);
+  EXPECT_EQ(launchChunk(5, 2), 1);
+  EXPECT_EQ(launchChunk(2048, 1), 2048);
+  double one = predict(rowSum(2048, 256, "threads=2 tile=[1]"));
+  double sixtyFour = predict(rowSum(2048, 256, "threads=2 tile=[64]"));
+  EXPECT_LT(one, sixtyFour * 1.1);
+  // One tile is one task: it runs on the caller alone, as on one thread.
+  EXPECT_EQ(predict(rowSum(2048, 256, "threads=2 tile=[2048]")), predict(rowSum(2048, 256, "threads=1 tile=[2048]")));
+  EXPECT_GT(predict(rowSum(2048, 256, "threads=2 tile=[2048]")), sixtyFour * 1.5);
+}
+
 TEST(CpuCostModel, KnobsTheCodeIgnoresAreInfeasible) {
   sir::Program p;
   sir::ParseError err;
