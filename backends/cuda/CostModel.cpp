@@ -122,7 +122,7 @@ std::string knobProblem(const Program &program, size_t kernel, const KernelPlan 
   for (const char *cpuOnly : {"threads", "mc", "kc", "nc"})
     if (k.knobs.count(cpuOnly))
       return std::string("the cuda plugin has no knob '") + cpuOnly +
-             "' (a CPU code generator's; launch shapes here: warps, gemm_path, stages, library)";
+             "' (a CPU code generator's; launch shapes here: warps, row_chunks, gemm_path, stages, library)";
   if (!plan.knobIssue.empty())
     return plan.knobIssue;
   if (k.knobs.count("gemm_path")) {
@@ -142,6 +142,14 @@ std::string knobProblem(const Program &program, size_t kernel, const KernelPlan 
       return "knob warps=" + std::to_string(w) + ": 1 to 16 (512 threads per block at most)";
     if (cfg.mode != LaunchMode::Block)
       return "knob 'warps' applies to row kernels (a block per row) only";
+  }
+  if (k.knobs.count("row_chunks")) {
+    int64_t c = k.knobInt("row_chunks", 0);
+    if (c < 1 || c > kMaxRowVecChunks)
+      return "knob row_chunks=" + std::to_string(c) + ": 1 to " + std::to_string(kMaxRowVecChunks) +
+             " chunks of 8 elements per thread";
+    if (cfg.mode != LaunchMode::Block)
+      return "knob 'row_chunks' applies to row kernels (a block per row) only";
   }
   return {};
 }
@@ -236,7 +244,7 @@ CostResult estimateKernelCost(const Program &program, size_t kernel, const Kerne
   }
   double tMem = r.bytes / (gpu.dramBytesPerSecond * std::max(1e-3, bwEff));
   if (cfg.mode == LaunchMode::Block && k.stages.size() > 1) {
-    // A row longer than kRowVecChunks * 8 elements per thread is not kept in
+    // A row longer than rowChunks * 8 elements per thread is not kept in
     // registers: every stage after the first reads it again (from L1/L2,
     // about twice DRAM's rate), and each thread walks maxInner / threads
     // elements per stage in sequence.
@@ -244,7 +252,7 @@ CostResult estimateKernelCost(const Program &program, size_t kernel, const Kerne
     for (const Stage &s : k.stages)
       maxInner = std::max(maxInner, product(s.inner, symbols));
     const bool inRegisters =
-        plan.blockVec && maxInner % 8 == 0 && maxInner <= int64_t(kRowVecChunks) * 8 * std::max(1, threads);
+        plan.blockVec && maxInner % 8 == 0 && maxInner <= int64_t(plan.rowChunks) * 8 * std::max(1, threads);
     if (!inRegisters) {
       double rowBytes = 0;
       for (const Operand &o : k.operands)

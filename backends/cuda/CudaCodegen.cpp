@@ -221,6 +221,24 @@ TSR_D float tsr_bf2f(unsigned short b) { return __uint_as_float(((unsigned)b) <<
 TSR_D unsigned short tsr_f2bf(float f) { unsigned short b; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(b) : "f"(f)); return b; }
 TSR_D unsigned tsr_pack_bf16(float lo, float hi) { return (unsigned)tsr_f2bf(lo) | ((unsigned)tsr_f2bf(hi) << 16); }
 TSR_D unsigned tsr_pack_f16(float lo, float hi) { return (unsigned)tsr_f2h(lo) | ((unsigned)tsr_f2h(hi) << 16); }
+// Two f32 rounded (nearest even) and packed in one instruction (sm_80+); the
+// first operand of cvt.rn.{bf16,f16}x2.f32 goes to the upper half.
+TSR_D unsigned tsr_pack2_bf16(float lo, float hi) { unsigned r; asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r; }
+TSR_D unsigned tsr_pack2_f16(float lo, float hi) { unsigned r; asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r; }
+// e^x as 2^(x log2 e) on the special-function unit (ex2.approx: about 2 ulp,
+// plus |x| * 2^-24 relative from the product): used only where every output
+// is a bf16/f16/fp8 store (Emitter::approxMath), 2 instructions instead of ~8.
+// NaN-propagating max/min in one instruction (PTX max.NaN / min.NaN, sm_80+):
+// reductions of f32 max/min (a NaN anywhere gives NaN, as the reference).
+TSR_D float tsr_fmax_nan(float a, float b) { float r; asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r; }
+TSR_D float tsr_fmin_nan(float a, float b) { float r; asm("min.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r; }
+// One 16-byte store, spelled in PTX: NVVM split some uint4 stores of values
+// from inline asm into four 4-byte stores.
+TSR_D void tsr_st16(void *p, unsigned a, unsigned b, unsigned c, unsigned d) {
+  asm volatile("{ .reg .u64 g; cvta.to.global.u64 g, %0; st.global.v4.u32 [g], {%1, %2, %3, %4}; }"
+               :: "l"(p), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
+}
+TSR_D float tsr_exp_approx(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x * 1.4426950408889634f)); return y; }
 __device__ float tsr_fp8_to_f(unsigned v, int E, int M, bool fn) {
   unsigned sign = v >> 7 & 1u, ex = v >> M & ((1u << E) - 1), man = v & ((1u << M) - 1);
   int bias = (1 << (E - 1)) - 1;
@@ -389,6 +407,19 @@ struct Emitter {
   // raw stored value), stores redirected to a per-element variable.
   std::map<const Instr *, std::string> loadOverride;
   std::map<const Instr *, std::string> storeSink;
+  // Stores whose sink holds the f32 value (packed two at a time with
+  // cvt.rn.bf16x2/f16x2 by emitVecStore) instead of the encoded element.
+  std::set<const Instr *> sinkF32;
+  // Row kernels with the row in registers (planRowValues, emitStagesVec):
+  int rowChunks = kRowVecChunks;
+  std::set<const Instr *> hoisted;            // uniform across the row: emitted once per stage
+  std::map<const Instr *, std::string> rcpOf; // f32 division by a uniform value: times its reciprocal
+  // Per-element values a later stage recomputes (exp(x - max) in softmax,
+  // x - mean in layer_norm): kept in registers tsr_sh<id>_<chunk>_<element>.
+  std::map<const Instr *, int> shareProduce, shareConsume;
+  std::vector<tessera_dtype_t> shareType;
+  std::string shareSuffix; // "_<chunk>_<element>" while a chunk's element is emitted
+  bool approxMath = false; // tsr_exp_approx for f32 exp (every store a narrow float)
 
   Emitter(const Program &p, size_t k, const CodegenOptions &o)
       : program(p), kernel(p.kernels[k]), kernelIndex(k), options(o) {
@@ -438,7 +469,7 @@ struct Emitter {
       switch (in.op) {
       case Op::Neg: r = "(-" + x + ")"; break;
       case Op::Abs: r = f("fabs"); break;
-      case Op::Exp: r = f("exp"); break;
+      case Op::Exp: r = approxMath && !d ? "tsr_exp_approx(" + x + ")" : f("exp"); break;
       case Op::Log: r = f("log"); break;
       case Op::Sqrt: r = f("sqrt"); break;
       case Op::Rsqrt: r = "(" + one + " / " + f("sqrt") + ")"; break;
@@ -516,6 +547,8 @@ struct Emitter {
       tessera_dtype_t ct = floatCompute(isFloat(ta) ? ta : TESSERA_DTYPE_F32, isFloat(tb) ? tb : TESSERA_DTYPE_F32);
       bool d = ct == TESSERA_DTYPE_F64;
       std::string x = convert(a, ta, ct), y = convert(b, tb, ct), r;
+      if (auto it = rcpOf.find(&in); it != rcpOf.end() && in.op == Op::Div)
+        return convert("(" + x + " * " + it->second + ")", ct, in.dtype);
       switch (in.op) {
       case Op::Add: r = "(" + x + " + " + y + ")"; break;
       case Op::Sub: r = "(" + x + " - " + y + ")"; break;
@@ -597,6 +630,11 @@ struct Emitter {
   // One instruction as a statement (not reduce, not store).
   void emitValue(const Instr &in, const std::string &indent) {
     std::string t = ctype(in.dtype), name = val(in.result), e;
+    if (!shareSuffix.empty())
+      if (auto it = shareConsume.find(&in); it != shareConsume.end()) {
+        out << indent << "const " << t << " " << name << " = tsr_sh" << it->second << shareSuffix << ";\n";
+        return;
+      }
     switch (in.op) {
     case Op::Load:
       if (auto it = loadOverride.find(&in); it != loadOverride.end()) {
@@ -647,12 +685,18 @@ struct Emitter {
     }
     }
     out << indent << "const " << t << " " << name << " = " << e << ";\n";
+    if (!shareSuffix.empty())
+      if (auto it = shareProduce.find(&in); it != shareProduce.end())
+        out << indent << "tsr_sh" << it->second << shareSuffix << " = " << name << ";\n";
   }
 
   void emitStore(const Instr &in, const std::string &indent) {
     const Operand &o = kernel.operands[in.operand];
     if (auto it = storeSink.find(&in); it != storeSink.end()) {
-      out << indent << it->second << " = " << encode(val(in.args[0]), typeOf(in.args[0]), o.dtype) << ";\n";
+      if (sinkF32.count(&in))
+        out << indent << it->second << " = " << val(in.args[0]) << ";\n";
+      else
+        out << indent << it->second << " = " << encode(val(in.args[0]), typeOf(in.args[0]), o.dtype) << ";\n";
       return;
     }
     out << indent << "b" << in.operand << "[" << offset(in.operand, in.index)
@@ -688,8 +732,14 @@ struct Emitter {
     switch (in.reduce) {
     case ReduceKind::Sum: return a + " += " + x + ";";
     case ReduceKind::Prod: return a + " *= " + x + ";";
-    case ReduceKind::Max: return "if (tsr_isnan(" + x + ") || " + x + " > " + a + ") " + a + " = " + x + ";";
-    case ReduceKind::Min: return "if (tsr_isnan(" + x + ") || " + x + " < " + a + ") " + a + " = " + x + ";";
+    case ReduceKind::Max:
+      if (accType(in) == TESSERA_DTYPE_F32 && options.smVersion >= 80)
+        return a + " = tsr_fmax_nan(" + a + ", " + x + ");";
+      return "if (tsr_isnan(" + x + ") || " + x + " > " + a + ") " + a + " = " + x + ";";
+    case ReduceKind::Min:
+      if (accType(in) == TESSERA_DTYPE_F32 && options.smVersion >= 80)
+        return a + " = tsr_fmin_nan(" + a + ", " + x + ");";
+      return "if (tsr_isnan(" + x + ") || " + x + " < " + a + ") " + a + " = " + x + ";";
     case ReduceKind::Argmax: case ReduceKind::Argmin: {
       const char *cmp = in.reduce == ReduceKind::Argmax ? " > " : " < ";
       // The first extreme wins; the first NaN beats any number.
@@ -729,7 +779,7 @@ struct Emitter {
         tessera_dtype_t at = accType(in);
         std::string x = convert(val(in.args[0]), typeOf(in.args[0]), at);
         out << indent << "{ const " << ctype(at) << " x = " << x << "; " << accUpdate(in, "x", li) << " }\n";
-      } else {
+      } else if (!hoisted.count(&in)) {
         emitValue(in, indent);
       }
     }
@@ -834,27 +884,41 @@ struct Emitter {
   // Warp shuffle butterfly (CUDA C++ Programming Guide, "Warp Shuffle
   // Functions"), then one partial per warp through shared memory; every
   // thread folds the partials in the same order, so the result is uniform.
+  // One barrier per reduce: the partials alternate between two buffers by
+  // row parity (tsr_par, flipped per row of the block's loop), so a warp
+  // that runs ahead to the next row writes the other buffer, and the one it
+  // wrote two rows ago was read by every thread before the barrier of the
+  // row in between.
   void emitBlockCombine(const Instr &in, const std::string &indent) {
     std::string r = std::to_string(in.result), t = ctype(accType(in));
     std::string a = "a" + r, ai = "ai" + r;
+    const bool arg = isArg(in.reduce);
     out << indent << "{\n";
-    out << indent << "  __shared__ " << t << " tsr_rv" << r << "[32]; __shared__ long long tsr_ri" << r << "[32];\n";
-    out << indent << "  for (int o = 16; o > 0; o >>= 1) {\n";
+    out << indent << "  __shared__ " << t << " tsr_rv" << r << "[2][32];";
+    if (arg)
+      out << " __shared__ long long tsr_ri" << r << "[2][32];";
+    out << "\n";
+    out << indent << "#pragma unroll\n" << indent << "  for (int o = 16; o > 0; o >>= 1) {\n";
     out << indent << "    const " << t << " b = __shfl_xor_sync(0xffffffffu, " << a << ", o);\n";
     // The index only matters for arg reductions (no dead shuffles otherwise).
-    out << indent << "    const long long bi = " << (isArg(in.reduce) ? "__shfl_xor_sync(0xffffffffu, " + ai + ", o)" : ai)
+    out << indent << "    const long long bi = " << (arg ? "__shfl_xor_sync(0xffffffffu, " + ai + ", o)" : ai)
         << "; (void)bi;\n";
     out << indent << "    " << accCombine(in, a, ai, "b", "bi") << "\n";
     out << indent << "  }\n";
-    out << indent << "  if ((threadIdx.x & 31) == 0) { tsr_rv" << r << "[threadIdx.x >> 5] = " << a << "; tsr_ri" << r
-        << "[threadIdx.x >> 5] = " << ai << "; }\n";
+    out << indent << "  if ((threadIdx.x & 31) == 0) { tsr_rv" << r << "[tsr_par][threadIdx.x >> 5] = " << a << ";";
+    if (arg)
+      out << " tsr_ri" << r << "[tsr_par][threadIdx.x >> 5] = " << ai << ";";
+    out << " }\n";
     out << indent << "  __syncthreads();\n";
-    out << indent << "  " << a << " = tsr_rv" << r << "[0]; " << ai << " = tsr_ri" << r << "[0];\n";
+    out << indent << "  " << a << " = tsr_rv" << r << "[tsr_par][0];";
+    if (arg)
+      out << " " << ai << " = tsr_ri" << r << "[tsr_par][0];";
+    out << "\n";
     out << indent << "  for (int w = 1; w < (int)(blockDim.x >> 5); ++w) {\n";
-    out << indent << "    const " << t << " b = tsr_rv" << r << "[w]; const long long bi = tsr_ri" << r << "[w]; (void)bi;\n";
+    out << indent << "    const " << t << " b = tsr_rv" << r << "[tsr_par][w]; const long long bi = "
+        << (arg ? "tsr_ri" + r + "[tsr_par][w]" : "0LL") << "; (void)bi;\n";
     out << indent << "    " << accCombine(in, a, ai, "b", "bi") << "\n";
     out << indent << "  }\n";
-    out << indent << "  __syncthreads();\n";
     out << indent << "}\n";
   }
 
@@ -936,7 +1000,7 @@ struct Emitter {
         out << (w ? ", " : " ") << prefix << "_w" << w;
       out << ";\n";
     }
-    out << indent << "{\n" << indent << "  const long long r0 = " << r << ";\n";
+    out << indent << "{\n" << indent << "  const long long r0 = " << r << "; (void)r0;\n";
     out << indent << "  const unsigned* tsr_p = (const unsigned*)(b" << in.operand << " + " << offset(in.operand, in.index)
         << ");\n";
     if (words == 2) {
@@ -971,8 +1035,12 @@ struct Emitter {
     std::string st = stype(dt);
     auto el = [&](int e) { return sink + "_e" + std::to_string(e); };
     std::vector<std::string> w(words);
+    const bool packF32 = sinkF32.count(&in) != 0;
     for (int i = 0; i < words; ++i) {
-      if (sz == 4)
+      if (packF32)
+        w[i] = std::string(dt == TESSERA_DTYPE_BF16 ? "tsr_pack2_bf16(" : "tsr_pack2_f16(") + el(2 * i) + ", " +
+               el(2 * i + 1) + ")";
+      else if (sz == 4)
         w[i] = st == "float" ? "__float_as_uint(" + el(i) + ")" : "(unsigned)" + el(i);
       else if (sz == 2)
         w[i] = "((unsigned)(unsigned short)" + el(2 * i) + " | ((unsigned)(unsigned short)" + el(2 * i + 1) + " << 16))";
@@ -981,13 +1049,13 @@ struct Emitter {
                " << 8) | ((unsigned)(unsigned char)" + el(4 * i + 2) + " << 16) | ((unsigned)(unsigned char)" +
                el(4 * i + 3) + " << 24))";
     }
-    out << indent << "{\n" << indent << "  const long long r0 = " << r << ";\n";
+    out << indent << "{\n" << indent << "  const long long r0 = " << r << "; (void)r0;\n";
     out << indent << "  unsigned* tsr_p = (unsigned*)(b" << in.operand << " + " << offset(in.operand, in.index) << ");\n";
     if (words == 2)
       out << indent << "  *(uint2*)tsr_p = make_uint2(" << w[0] << ", " << w[1] << ");\n";
     else
       for (int q = 0; q < words / 4; ++q)
-        out << indent << "  ((uint4*)tsr_p)[" << q << "] = make_uint4(" << w[4 * q] << ", " << w[4 * q + 1] << ", "
+        out << indent << "  tsr_st16(tsr_p + " << 4 * q << ", " << w[4 * q] << ", " << w[4 * q + 1] << ", "
             << w[4 * q + 2] << ", " << w[4 * q + 3] << ");\n";
     out << indent << "}\n";
   }
@@ -995,18 +1063,39 @@ struct Emitter {
   // One chunk of 8 elements of `stage` starting at r0 = `r`: vector loads
   // (or words cached by an earlier stage), the body per element with
   // constant element numbers, packed vector stores.
+  // chunk >= 0: chunk number of a row kernel (names the registers of values
+  // shared between stages).
   void emitVecChunk(const Stage &stage, const std::string &r, const std::string &tag,
-                    std::map<std::string, std::pair<std::string, bool>> *cache, const std::string &indent) {
-    std::map<std::string, std::string> local;
+                    std::map<std::string, std::pair<std::string, bool>> *cache, const std::string &indent,
+                    int chunk = -1) {
+    VecLoads vl = planVecLoads(stage, tag, cache, indent);
+    emitVecLoads(vl, r, indent);
+    emitVecCompute(stage, vl, r, tag, indent, chunk);
+  }
+
+  // A chunk's vector loads: (load, words prefix) per load touching r0, and
+  // the loads still to issue (words declared by planVecLoads, or cached).
+  struct VecLoads {
     std::vector<std::pair<const Instr *, std::string>> loads;
-    std::vector<const Instr *> stores;
+    std::vector<std::pair<const Instr *, std::string>> issue;
+    std::vector<std::pair<const Instr *, std::string>> late; // issued with the elements (emitVecCompute)
+  };
+  VecLoads planVecLoads(const Stage &stage, const std::string &tag,
+                        std::map<std::string, std::pair<std::string, bool>> *cache, const std::string &declIndent) {
+    VecLoads vl;
+    std::map<std::string, std::string> local;
+    // With a cache (row kernels), loads that do not depend on the row (a
+    // gain or bias [r0]: L1/L2 hits shared by every row) are issued with
+    // their chunk's elements rather than all up front, keeping registers.
+    auto rowIndependent = [&](const Instr &in) {
+      for (const IndexExpr &e : in.index)
+        if (mentions(e, K::Parallel))
+          return false;
+      return true;
+    };
     int n = 0;
     for (const Instr &in : stage.body) {
-      if (in.isStore) {
-        stores.push_back(&in);
-        continue;
-      }
-      if (in.op != Op::Load || !touchesInner(in))
+      if (in.isStore || in.op != Op::Load || !touchesInner(in))
         continue;
       std::string key = accessKey(in);
       auto l = local.find(key);
@@ -1017,20 +1106,52 @@ struct Emitter {
           if (c != cache->end()) {
             prefix = c->second.first;
             if (!c->second.second)
-              emitVecLoad(in, prefix, r, false, indent);
+              vl.issue.push_back({&in, prefix});
             c->second.second = true;
           }
         }
         if (prefix.empty()) {
           prefix = "tsr_x" + tag + "_" + std::to_string(n++);
-          emitVecLoad(in, prefix, r, true, indent);
+          if (cache && rowIndependent(in)) {
+            vl.late.push_back({&in, prefix});
+          } else {
+            out << declIndent << "unsigned";
+            for (int w = 0; w < vecWords(in); ++w)
+              out << (w ? ", " : " ") << prefix << "_w" << w << " = 0u";
+            out << ";\n";
+            vl.issue.push_back({&in, prefix});
+          }
         }
         l = local.emplace(key, prefix).first;
       }
-      loads.push_back({&in, l->second});
+      vl.loads.push_back({&in, l->second});
     }
+    return vl;
+  }
+  void emitVecLoads(const VecLoads &vl, const std::string &r, const std::string &indent) {
+    for (auto &[in, prefix] : vl.issue)
+      emitVecLoad(*in, prefix, r, false, indent);
+  }
+  // The chunk's elements (loads replaced by elements of the words) and its
+  // packed vector stores.
+  void emitVecCompute(const Stage &stage, const VecLoads &vl, const std::string &r, const std::string &tag,
+                      const std::string &indent, int chunk) {
+    std::vector<const Instr *> stores;
+    for (const Instr &in : stage.body)
+      if (in.isStore)
+        stores.push_back(&in);
+    for (auto &[in, prefix] : vl.late)
+      emitVecLoad(*in, prefix, r, true, indent);
+    sinkF32.clear();
     for (size_t k = 0; k < stores.size(); ++k) {
-      out << indent << stype(kernel.operands[stores[k]->operand].dtype);
+      // bf16/f16 stores of f32 values: the sinks keep the f32 value and
+      // emitVecStore rounds pairs with one cvt.rn.*x2.f32 (sm_80+).
+      tessera_dtype_t dt = kernel.operands[stores[k]->operand].dtype;
+      const bool f32Sink = options.smVersion >= 80 && (dt == TESSERA_DTYPE_BF16 || dt == TESSERA_DTYPE_F16) &&
+                           typeOf(stores[k]->args[0]) == TESSERA_DTYPE_F32;
+      if (f32Sink)
+        sinkF32.insert(stores[k]);
+      out << indent << (f32Sink ? std::string("float") : std::string(stype(dt)));
       for (int e = 0; e < 8; ++e)
         out << (e ? ", " : " ") << "tsr_o" << tag << "_" << k << "_e" << e;
       out << ";\n";
@@ -1038,18 +1159,22 @@ struct Emitter {
     for (int e = 0; e < 8; ++e) {
       loadOverride.clear();
       storeSink.clear();
-      for (auto &[in, prefix] : loads)
+      for (auto &[in, prefix] : vl.loads)
         loadOverride[in] = vecElem(kernel.operands[in->operand].dtype, prefix, e);
       for (size_t k = 0; k < stores.size(); ++k)
         storeSink[stores[k]] = "tsr_o" + tag + "_" + std::to_string(k) + "_e" + std::to_string(e);
       out << indent << "{\n" << indent << "  const long long r0 = " << r << " + " << e << "; (void)r0;\n";
+      if (chunk >= 0)
+        shareSuffix = "_" + std::to_string(chunk) + "_" + std::to_string(e);
       emitBody(stage, indent + "  ", "r0");
+      shareSuffix.clear();
       out << indent << "}\n";
     }
     loadOverride.clear();
     storeSink.clear();
     for (size_t k = 0; k < stores.size(); ++k)
       emitVecStore(*stores[k], "tsr_o" + tag + "_" + std::to_string(k), r, indent);
+    sinkF32.clear();
   }
 
   // Distinct vector-form accesses of the kernel (loads touching r0, stores).
@@ -1078,10 +1203,137 @@ struct Emitter {
           << ") & 7LL) == 0LL; }\n";
   }
 
+  // Values of a row kernel's stages, for the row-in-registers path:
+  //  * uniform across the row (constants, index expressions without r0,
+  //    earlier stages' reduce results and what is computed from only these)
+  //    are hoisted out of the per-element code, once per stage;
+  //  * an f32 division by a uniform value becomes a product with its
+  //    reciprocal (computed once), where approxMath allows;
+  //  * a per-element value that a later stage computes again from the same
+  //    input loads and uniform values (the same structure) is kept in
+  //    registers by the first stage and reused (softmax: exp(x - max) of the
+  //    sum stage in the normalize stage; layer_norm: x - mean).
+  // approxMath: every store is to a bf16/f16/fp8 operand, so f32 exp may go
+  // through ex2.approx and divisions through a reciprocal (errors of a few
+  // f32 ulps under outputs rounded to 11 or fewer significant bits).
+  void planRowValues() {
+    hoisted.clear();
+    rcpOf.clear();
+    shareProduce.clear();
+    shareConsume.clear();
+    shareType.clear();
+    approxMath = true;
+    for (const Stage &st : kernel.stages)
+      for (const Instr &in : st.body)
+        if (in.isStore && !isNarrowFloat(kernel.operands[in.operand].dtype))
+          approxMath = false;
+    std::map<int64_t, std::string> keyOf; // value -> structure ("" when not shareable)
+    std::set<int64_t> reduced;            // reduce results of earlier stages
+    std::map<std::string, std::pair<size_t, const Instr *>> firstPerElement;
+    std::set<int64_t> costlyValues; // per-element values computed through a special function or division
+    for (size_t si = 0; si < kernel.stages.size(); ++si) {
+      std::set<int64_t> uniform;
+      auto isUniform = [&](int64_t v) { return reduced.count(v) || uniform.count(v); };
+      for (const Instr &in : kernel.stages[si].body) {
+        if (in.isStore)
+          continue;
+        std::string key;
+        bool uni = false;
+        char num[64];
+        switch (in.op) {
+        case Op::Load:
+          if (!in.mask && touchesInner(in) && kernel.operands[in.operand].role == OperandRole::In)
+            key = "L" + accessKey(in) + ":" + dtypeName(in.dtype);
+          break;
+        case Op::Const:
+          std::snprintf(num, sizeof(num), "%a", in.constant);
+          key = std::string("C") + num + ":" + dtypeName(in.dtype);
+          uni = true;
+          break;
+        case Op::Index:
+          key = "I" + printIndex(in.indexValue) + ":" + dtypeName(in.dtype);
+          uni = !mentions(in.indexValue, K::Inner) && !mentions(in.indexValue, K::Value);
+          break;
+        case Op::Reduce: break;
+        default: {
+          uni = true;
+          key = std::string(opName(in.op)) + ":" + dtypeName(in.dtype) + (in.saturate ? ":sat(" : "(");
+          for (int64_t v : in.args) {
+            uni = uni && isUniform(v);
+            auto k = keyOf.find(v);
+            if (k == keyOf.end() || k->second.empty()) {
+              key.clear();
+              break;
+            }
+            key += k->second + ",";
+          }
+          if (!key.empty())
+            key += ")";
+        }
+        }
+        if (in.op == Op::Reduce) {
+          keyOf[in.result] = "R" + std::to_string(in.result);
+          continue;
+        }
+        keyOf[in.result] = key;
+        if (uni) {
+          hoisted.insert(&in);
+          uniform.insert(in.result);
+          continue;
+        }
+        if (approxMath && in.op == Op::Div && in.args.size() == 2 && isUniform(in.args[1]) &&
+            typeOf(in.args[0]) == TESSERA_DTYPE_F32 && typeOf(in.args[1]) == TESSERA_DTYPE_F32 &&
+            in.dtype != TESSERA_DTYPE_F64)
+          rcpOf[&in] = "tsr_rcp" + std::to_string(in.result);
+        // Shared only where recomputing costs more than keeping a register
+        // per element: values computed through a special function or a
+        // division (exp(x - max)); x - mean is recomputed from the words.
+        bool costly = false;
+        switch (in.op) {
+        case Op::Exp: case Op::Log: case Op::Tanh: case Op::Sigmoid: case Op::Erf: case Op::Sin: case Op::Cos:
+        case Op::Pow: case Op::GeluErf: case Op::GeluTanh: case Op::Silu: case Op::Sqrt: case Op::Rsqrt:
+        case Op::Div: case Op::Reciprocal: costly = true; break;
+        default: break;
+        }
+        for (int64_t v : in.args)
+          costly |= costlyValues.count(v) != 0;
+        if (costly)
+          costlyValues.insert(in.result);
+        if (costly && !key.empty() && in.op != Op::Load) {
+          auto f = firstPerElement.find(key);
+          if (f == firstPerElement.end()) {
+            firstPerElement.emplace(key, std::make_pair(si, &in));
+          } else if (f->second.first < si) {
+            auto p = shareProduce.find(f->second.second);
+            if (p == shareProduce.end()) {
+              p = shareProduce.emplace(f->second.second, static_cast<int>(shareType.size())).first;
+              shareType.push_back(f->second.second->dtype);
+            }
+            shareConsume[&in] = p->second;
+          }
+        }
+      }
+      for (const Instr &in : kernel.stages[si].body)
+        if (!in.isStore && in.op == Op::Reduce)
+          reduced.insert(in.result);
+    }
+  }
+
+  void clearRowValues() {
+    hoisted.clear();
+    rcpOf.clear();
+    shareProduce.clear();
+    shareConsume.clear();
+    shareType.clear();
+    shareSuffix.clear();
+    approxMath = false;
+  }
+
   // Row kernel with the row in registers: every thread owns chunks
-  // threadIdx.x + j * blockDim.x (j < kRowVecChunks) of 8 elements; loads of
+  // threadIdx.x + j * blockDim.x (j < rowChunks) of 8 elements; loads of
   // input operands that several stages repeat are read once and kept.
   void emitStagesVec(const std::string &indent) {
+    planRowValues();
     emitReduceDecls(indent);
     std::map<std::string, int> stagesUsing;
     std::map<std::string, const Instr *> first;
@@ -1094,12 +1346,12 @@ struct Emitter {
           first.emplace(accessKey(in), &in);
         }
     }
-    std::vector<std::map<std::string, std::pair<std::string, bool>>> caches(kRowVecChunks);
+    std::vector<std::map<std::string, std::pair<std::string, bool>>> caches(rowChunks);
     int id = 0;
     for (auto &[key, count] : stagesUsing) {
       if (count < 2)
         continue;
-      for (int j = 0; j < kRowVecChunks; ++j) {
+      for (int j = 0; j < rowChunks; ++j) {
         std::string prefix = "tsr_k" + std::to_string(id) + "_" + std::to_string(j);
         out << indent << "unsigned";
         for (int w = 0; w < vecWords(*first[key]); ++w)
@@ -1109,20 +1361,45 @@ struct Emitter {
       }
       ++id;
     }
+    for (size_t sh = 0; sh < shareType.size(); ++sh)
+      for (int j = 0; j < rowChunks; ++j) {
+        out << indent << ctype(shareType[sh]);
+        for (int e = 0; e < 8; ++e)
+          out << (e ? ", " : " ") << "tsr_sh" << sh << "_" << j << "_" << e << " = 0";
+        out << ";\n";
+      }
     for (size_t si = 0; si < kernel.stages.size(); ++si) {
       const Stage &stage = kernel.stages[si];
       std::string in2 = indent + "  ", in3 = indent + "    ";
       out << indent << "{ // stage " << si << " (16-byte chunks)\n";
       emitStageExtents(stage, si, in2);
       emitAccDecls(stage, in2);
+      for (const Instr &in : stage.body)
+        if (hoisted.count(&in))
+          emitValue(in, in2);
+      for (const Instr &in : stage.body)
+        if (auto it = rcpOf.find(&in); it != rcpOf.end())
+          out << in2 << "const float " << it->second << " = 1.f / "
+              << convert(val(in.args[1]), typeOf(in.args[1]), TESSERA_DTYPE_F32) << ";\n";
       out << in2 << "const long long tsr_nc" << si << " = tsr_n" << si << " >> 3;\n";
-      for (int j = 0; j < kRowVecChunks; ++j) {
-        std::string ch = "((long long)threadIdx.x + " + std::to_string(j) + "LL * (long long)blockDim.x)";
-        out << in2 << "if (" << ch << " < tsr_nc" << si << ") {\n";
-        out << in3 << "const long long tsr_r = " << ch << " * 8;\n";
-        emitVecChunk(stage, "tsr_r", std::to_string(si) + "_" + std::to_string(j), &caches[j], in3);
-        out << in2 << "}\n";
-      }
+      // Every chunk's loads first (independent 16-byte loads in flight
+      // together), then the chunks' elements.
+      std::vector<VecLoads> vl;
+      for (int j = 0; j < rowChunks; ++j)
+        vl.push_back(planVecLoads(stage, std::to_string(si) + "_" + std::to_string(j), &caches[j], in2));
+      for (int pass = 0; pass < 2; ++pass)
+        for (int j = 0; j < rowChunks; ++j) {
+          if (pass == 0 && vl[j].issue.empty())
+            continue;
+          std::string ch = "((long long)threadIdx.x + " + std::to_string(j) + "LL * (long long)blockDim.x)";
+          out << in2 << "if (" << ch << " < tsr_nc" << si << ") {\n";
+          out << in3 << "const long long tsr_r = " << ch << " * 8;\n";
+          if (pass == 0)
+            emitVecLoads(vl[j], "tsr_r", in3);
+          else
+            emitVecCompute(stage, vl[j], "tsr_r", std::to_string(si) + "_" + std::to_string(j), in3, j);
+          out << in2 << "}\n";
+        }
       bool hasStore = false;
       for (const Instr &in : stage.body)
         hasStore |= in.isStore;
@@ -1134,6 +1411,7 @@ struct Emitter {
       emitReduceFinalize(stage, in2);
       out << indent << "}\n";
     }
+    clearRowValues();
   }
 
   void emitBlock(const std::string &fn, size_t slots, bool vec) {
@@ -1143,7 +1421,9 @@ struct Emitter {
       out << "  bool tsr_vp = true;\n";
       emitPtrChecks("tsr_vp", "  ");
     }
-    out << "  for (long long tsr_pt = blockIdx.x; tsr_pt < tsr_P; tsr_pt += gridDim.x) {\n";
+    // tsr_par: the row's parity, for the reductions' shared buffers.
+    out << "  unsigned tsr_par = 0u;\n";
+    out << "  for (long long tsr_pt = blockIdx.x; tsr_pt < tsr_P; tsr_pt += gridDim.x, tsr_par ^= 1u) {\n";
     emitParallelDecompose("    ", "tsr_pt");
     if (!vec) {
       emitStages(true, "    ");
@@ -1154,7 +1434,7 @@ struct Emitter {
     // both branches keep their barriers block-wide.
     out << "    bool tsr_v = tsr_vp;\n";
     out << "    const long long tsr_vn = " << idx(kernel.stages[0].inner[0]) << ";\n";
-    out << "    tsr_v = tsr_v && tsr_vn >= 0 && (tsr_vn & 7LL) == 0LL && tsr_vn <= " << kRowVecChunks * 8
+    out << "    tsr_v = tsr_v && tsr_vn >= 0 && (tsr_vn & 7LL) == 0LL && tsr_vn <= " << rowChunks * 8
         << "LL * (long long)blockDim.x;\n";
     emitBaseChecks("tsr_v", "    ");
     out << "    if (tsr_v) {\n";
@@ -1219,7 +1499,7 @@ struct Emitter {
   void emitGemmBatchSetup(const GemmPlan &g, const std::string &indent);
   void emitEpilogueStages(const std::string &accExpr, const std::string &indent);
   void emitPipelined(const std::string &fn, size_t slots, const GemmPlan &g, const PipelinedGemm &cfg);
-  void emitLibraryEpilogue(const std::string &fn, size_t slots, const LibraryPlan &lib);
+  void emitLibraryEpilogue(const std::string &fn, size_t slots, const LibraryPlan &lib, bool vec);
 };
 
 // Affine in loop variables: no div/mod/min/max/comparison/value refs touching
@@ -1342,6 +1622,59 @@ bool flattenable(const Kernel &k) {
       for (const IndexExpr &e : in.index)
         found |= mentions(e, K::Inner, static_cast<int64_t>(r));
       if (!found)
+        return false;
+    }
+  }
+  return true;
+}
+
+// The _epi function's 16-byte path (KernelPlan::epiVec): epilogue stages
+// without inner loops or reductions, whose stores and whose loads that move
+// with the N loop (the last parallel loop) are [..., p_N] (p_N in no other
+// index, no values, no mask; 1, 2 or 4-byte elements), and which read no
+// operand they store to.
+bool epiVectorizable(const Kernel &k) {
+  if (k.parallel.size() < 2 || k.stages.size() < 2)
+    return false;
+  const int64_t pn = static_cast<int64_t>(k.parallel.size() - 1);
+  auto vecAlongN = [&](const Instr &in) {
+    if (in.index.empty() || in.mask)
+      return false;
+    size_t sz = dtypeSize(k.operands[in.operand].dtype);
+    if (sz != 1 && sz != 2 && sz != 4)
+      return false;
+    const IndexExpr &last = in.index.back();
+    if (!(last.kind == K::Parallel && last.value == pn))
+      return false;
+    for (size_t d = 0; d + 1 < in.index.size(); ++d)
+      if (mentions(in.index[d], K::Parallel, pn) || mentions(in.index[d], K::Value) || mentions(in.index[d], K::Inner))
+        return false;
+    return true;
+  };
+  std::set<int64_t> stored;
+  for (size_t si = 1; si < k.stages.size(); ++si)
+    for (const Instr &in : k.stages[si].body)
+      if (in.isStore)
+        stored.insert(in.operand);
+  for (size_t si = 1; si < k.stages.size(); ++si) {
+    if (!k.stages[si].inner.empty())
+      return false;
+    for (const Instr &in : k.stages[si].body) {
+      if (in.isStore) {
+        if (!vecAlongN(in))
+          return false;
+        continue;
+      }
+      if (in.op == Op::Reduce)
+        return false;
+      if (in.op != Op::Load)
+        continue;
+      if (stored.count(in.operand))
+        return false;
+      bool along = in.mask && mentions(*in.mask, K::Parallel, pn);
+      for (const IndexExpr &e : in.index)
+        along |= mentions(e, K::Parallel, pn);
+      if (along && !vecAlongN(in))
         return false;
     }
   }
@@ -1648,11 +1981,116 @@ void Emitter::emitPipelined(const std::string &fn, size_t slots, const GemmPlan 
 // After cuBLASLt wrote the f32 product P (dense [batch..., M, N], slot
 // numBase() + 5): the epilogue stages per parallel point, grid-stride.
 // LibraryPlan::narrow: P is the output itself, rounded to its dtype.
-void Emitter::emitLibraryEpilogue(const std::string &fn, size_t slots, const LibraryPlan &lib) {
+// vec (KernelPlan::epiVec): where N % 8 == 0 and the bases are 16-byte
+// aligned, each thread takes 8 consecutive columns per step: the product
+// through one (narrow) or two (f32) 16-byte loads, epilogue loads and
+// stores of the [..., p_N] form through 16-byte accesses (elements of 1, 2
+// or 4 bytes; bf16/f16 outputs packed two at a time), a chunk whose
+// operand offsets are not 8-element aligned element by element.
+void Emitter::emitLibraryEpilogue(const std::string &fn, size_t slots, const LibraryPlan &lib, bool vec) {
   emitPrologue(fn, slots, 256);
   const tessera_dtype_t pt = lib.narrow ? kernel.operands[lib.narrowOperand].dtype : TESSERA_DTYPE_F32;
   out << "  const " << stype(pt) << "* tsr_prod = (const " << stype(pt) << "*)P.u[" << numBase() + 5 << "];\n";
   emitParallelExtents("  ");
+  if (vec) {
+    const size_t pn = kernel.parallel.size() - 1;
+    const std::string pnv = "p" + std::to_string(pn);
+    const Instr &red = kernel.stages[0].body[3];
+    // Distinct vector accesses of the epilogue (loads along p_N, stores).
+    std::vector<const Instr *> acc;
+    std::set<std::string> seen;
+    for (size_t si = 1; si < kernel.stages.size(); ++si)
+      for (const Instr &in : kernel.stages[si].body) {
+        bool along = false;
+        for (const IndexExpr &e : in.index)
+          along |= mentions(e, K::Parallel, static_cast<int64_t>(pn));
+        if ((in.isStore || (in.op == Op::Load && along)) && seen.insert(accessKey(in)).second)
+          acc.push_back(&in);
+      }
+    out << "  bool tsr_v = tsr_e" << pn << " > 0 && (tsr_e" << pn << " & 7LL) == 0LL && (((unsigned long long)tsr_prod) & 15ULL) == 0ULL;\n";
+    std::set<int64_t> ops;
+    for (const Instr *in : acc)
+      if (ops.insert(in->operand).second)
+        out << "  tsr_v = tsr_v && (((unsigned long long)b" << in->operand << ") & 15ULL) == 0ULL;\n";
+    out << "  if (tsr_v) {\n";
+    out << "    const long long tsr_nc = tsr_P >> 3;\n";
+    out << "    for (long long tsr_f = (long long)blockIdx.x * blockDim.x + threadIdx.x; tsr_f < tsr_nc; tsr_f += "
+           "(long long)gridDim.x * blockDim.x) {\n";
+    out << "      const long long tsr_pt = tsr_f * 8;\n";
+    emitParallelDecompose("      ", "tsr_pt");
+    out << "      const long long tsr_pnb = " << pnv << ";\n";
+    const int pw = static_cast<int>(2 * dtypeSize(pt));
+    out << "      unsigned";
+    for (int w = 0; w < pw; ++w)
+      out << (w ? ", " : " ") << "tsr_pw_w" << w;
+    out << ";\n";
+    for (int q = 0; q < pw / 4; ++q)
+      out << "      { const uint4 t = ((const uint4*)(tsr_prod + tsr_pt))[" << q << "]; tsr_pw_w" << 4 * q
+          << " = t.x; tsr_pw_w" << 4 * q + 1 << " = t.y; tsr_pw_w" << 4 * q + 2 << " = t.z; tsr_pw_w" << 4 * q + 3
+          << " = t.w; }\n";
+    out << "      bool tsr_a = true;\n";
+    for (const Instr *in : acc)
+      out << "      tsr_a = tsr_a && ((" << offset(in->operand, in->index) << ") & 7LL) == 0LL;\n";
+    out << "      if (tsr_a) {\n";
+    const std::string in4 = "        ";
+    std::map<std::string, std::string> prefixOf;
+    std::vector<const Instr *> stores;
+    int n = 0;
+    for (const Instr *in : acc)
+      if (!in->isStore) {
+        std::string prefix = "tsr_x" + std::to_string(n++);
+        emitVecLoad(*in, prefix, "0LL", true, in4);
+        prefixOf[accessKey(*in)] = prefix;
+      }
+    sinkF32.clear();
+    for (size_t si = 1; si < kernel.stages.size(); ++si)
+      for (const Instr &in : kernel.stages[si].body)
+        if (in.isStore) {
+          const size_t k = stores.size();
+          stores.push_back(&in);
+          tessera_dtype_t dt = kernel.operands[in.operand].dtype;
+          const bool f32Sink = options.smVersion >= 80 && (dt == TESSERA_DTYPE_BF16 || dt == TESSERA_DTYPE_F16) &&
+                               typeOf(in.args[0]) == TESSERA_DTYPE_F32;
+          if (f32Sink)
+            sinkF32.insert(&in);
+          out << in4 << (f32Sink ? std::string("float") : std::string(stype(dt)));
+          for (int e = 0; e < 8; ++e)
+            out << (e ? ", " : " ") << "tsr_oe_" << k << "_e" << e;
+          out << ";\n";
+        }
+    for (int e = 0; e < 8; ++e) {
+      loadOverride.clear();
+      storeSink.clear();
+      for (size_t si = 1; si < kernel.stages.size(); ++si)
+        for (const Instr &in : kernel.stages[si].body)
+          if (!in.isStore && in.op == Op::Load)
+            if (auto it = prefixOf.find(accessKey(in)); it != prefixOf.end())
+              loadOverride[&in] = vecElem(kernel.operands[in.operand].dtype, it->second, e);
+      for (size_t k = 0; k < stores.size(); ++k)
+        storeSink[stores[k]] = "tsr_oe_" + std::to_string(k) + "_e" + std::to_string(e);
+      out << in4 << "{\n" << in4 << "  const long long " << pnv << " = tsr_pnb + " << e << "; (void)" << pnv << ";\n";
+      out << in4 << "  const " << ctype(red.dtype) << " " << val(red.result) << " = "
+          << convert(decode(pt, vecElem(pt, "tsr_pw", e)), TESSERA_DTYPE_F32, red.dtype) << ";\n";
+      for (size_t si = 1; si < kernel.stages.size(); ++si) {
+        out << in4 << "  {\n";
+        emitBody(kernel.stages[si], in4 + "    ", "0LL");
+        out << in4 << "  }\n";
+      }
+      out << in4 << "}\n";
+    }
+    loadOverride.clear();
+    storeSink.clear();
+    for (size_t k = 0; k < stores.size(); ++k)
+      emitVecStore(*stores[k], "tsr_oe_" + std::to_string(k), "0LL", in4);
+    sinkF32.clear();
+    out << "      } else {\n";
+    for (int e = 0; e < 8; ++e) {
+      out << "        {\n          const long long " << pnv << " = tsr_pnb + " << e << "; (void)" << pnv << ";\n";
+      emitEpilogueStages(decode(pt, "tsr_prod[tsr_pt + " + std::to_string(e) + "]"), "          ");
+      out << "        }\n";
+    }
+    out << "      }\n    }\n    return;\n  }\n";
+  }
   out << "  for (long long tsr_pt = (long long)blockIdx.x * blockDim.x + threadIdx.x; tsr_pt < tsr_P; tsr_pt += "
          "(long long)gridDim.x * blockDim.x) {\n";
   emitParallelDecompose("    ", "tsr_pt");
@@ -1714,6 +2152,7 @@ bool generateProgram(const Program &program, const CodegenOptions &options, Gene
     plan.block = plan.hasReduce;
     plan.flatVec = plan.flat && vectorizable(k);
     plan.blockVec = plan.block && !plan.extentsUseParallel && vectorizable(k);
+    plan.rowChunks = static_cast<int>(std::clamp<int64_t>(k.knobInt("row_chunks", kRowVecChunks), 1, kMaxRowVecChunks));
     plan.gemm = planGemm(k);
     if (plan.gemm.usable && plan.gemm.input == GemmInput::TF32 && options.smVersion < 80)
       plan.gemm.usable = false;
@@ -1751,12 +2190,14 @@ bool generateProgram(const Program &program, const CodegenOptions &options, Gene
       }
     }
     plan.library = planLibrary(k);
+    plan.epiVec = plan.library.usable && epiVectorizable(k);
     size_t base = k.operands.size() + program.symbols.size();
     plan.extraSlots = plan.gemm.usable || plan.library.usable ? kGemmExtraSlots : 0;
     plan.numSlots = std::max<size_t>(1, base + plan.extraSlots);
     structs.insert(plan.numSlots);
 
     Emitter em(program, ki, options);
+    em.rowChunks = plan.rowChunks;
     em.emitThread(plan.function(LaunchMode::Thread), plan.numSlots);
     if (plan.block)
       em.emitBlock(plan.function(LaunchMode::Block), plan.numSlots, plan.blockVec);
@@ -1769,7 +2210,7 @@ bool generateProgram(const Program &program, const CodegenOptions &options, Gene
     if (gm.wgmma)
       em.emitPipelined(plan.function(LaunchMode::Wgmma), plan.numSlots, gm, gm.wgmmaConfig);
     if (plan.library.usable)
-      em.emitLibraryEpilogue(plan.function(LaunchMode::LibEpilogue), plan.numSlots, plan.library);
+      em.emitLibraryEpilogue(plan.function(LaunchMode::LibEpilogue), plan.numSlots, plan.library, plan.epiVec);
     if (!em.error.empty()) {
       *error = "kernel \"" + k.name + "\": " + em.error;
       return false;
@@ -1909,13 +2350,14 @@ bool planLaunch(const Program &program, size_t kernel, const KernelPlan &plan, c
     threads = std::min<int64_t>(threads, 256);
     if (maxInner >= 8192)
       threads = 512;
-    // Row in registers: kRowVecChunks chunks of 8 per thread.
-    if (plan.blockVec && maxInner % 8 == 0 && maxInner <= int64_t(kRowVecChunks) * 8 * 512) {
-      int64_t perThread = (maxInner / 8 + kRowVecChunks - 1) / kRowVecChunks;
-      threads = std::min<int64_t>(512, std::max<int64_t>(32, (perThread + 31) / 32 * 32));
+    // Row in registers: plan.rowChunks chunks of 8 per thread.
+    const int64_t rc = plan.rowChunks;
+    if (plan.blockVec && maxInner % 8 == 0 && maxInner <= rc * 8 * 512) {
+      int64_t threadsNeeded = (maxInner / 8 + rc - 1) / rc;
+      threads = std::min<int64_t>(512, std::max<int64_t>(32, (threadsNeeded + 31) / 32 * 32));
     }
     // Knob warps: the block size (the _block code strides by blockDim.x and
-    // keeps the row in registers only where kRowVecChunks * 8 * blockDim.x
+    // keeps the row in registers only where rowChunks * 8 * blockDim.x
     // covers it, so any size up to its launch bound of 512 is correct).
     if (int64_t w = k.knobInt("warps", 0); w >= 1 && w <= 16)
       threads = 32 * w;
@@ -1945,7 +2387,10 @@ bool planLibraryEpilogue(const Program &program, size_t kernel, const KernelPlan
   cfg.empty = P == 0;
   cfg.mode = LaunchMode::LibEpilogue;
   cfg.block[0] = 256;
-  cfg.grid[0] = clampGrid(std::min<int64_t>((P + 255) / 256, int64_t(smCount ? smCount : 132) * 32));
+  // The 16-byte path gives each thread 8 columns per step.
+  const int64_t N = std::max<int64_t>(0, evalIndex(k.parallel.back(), symbols, nullptr, nullptr, nullptr));
+  const int64_t work = plan.epiVec && N % 8 == 0 ? P / 8 : P;
+  cfg.grid[0] = clampGrid(std::min<int64_t>((work + 255) / 256, int64_t(smCount ? smCount : 132) * 32));
   cfg.extras.assign(kGemmExtraSlots, 0);
   *out = cfg;
   return true;

@@ -25,7 +25,8 @@
 //   tsr_K_wgmma   the same on sm_90a through wgmma.mma_async.
 //   tsr_K_epi     matmul kernels cuBLASLt can run (CublasLt.h): the
 //                 epilogue stages over the f32 product cuBLASLt wrote, when
-//                 cuBLASLt cannot apply the epilogue itself.
+//                 cuBLASLt cannot apply the epilogue itself (8 columns per
+//                 thread with 16-byte accesses where KernelPlan::epiVec).
 //
 // Every function takes one by-value parameter, an array of 64-bit slots:
 // the operands' device pointers (operand order), the program's symbols
@@ -46,14 +47,16 @@ namespace tessera::cuda {
 
 // Bumped whenever generated function names, parameters or launch rules
 // change, so serialized cubins of another generator are refused.
-inline constexpr uint32_t kCodegenVersion = 4;
+inline constexpr uint32_t kCodegenVersion = 5;
 
 enum class LaunchMode : uint8_t { Flat, Thread, Block, Gemm, GemmAsync, Wgmma, LibEpilogue };
 inline constexpr size_t kLaunchModeCount = 7;
 
 // Chunks of 8 elements each thread of a vectorized row kernel keeps in
-// registers (so one block covers rows up to 8 * kRowVecChunks * blockDim.x).
-inline constexpr int kRowVecChunks = 2;
+// registers (so one block covers rows up to 8 * chunks * blockDim.x): the
+// default, and the most knob `row_chunks` may ask for.
+inline constexpr int kRowVecChunks = 4;
+inline constexpr int kMaxRowVecChunks = 8;
 const char *launchModeName(LaunchMode mode);
 
 // GEMM tile shape of the tensor-core path (fixed per generator version).
@@ -92,10 +95,15 @@ struct KernelPlan {
   // 16-byte vector paths (8 elements per access along the innermost loop r0),
   // taken at run time when extents and alignment allow, the scalar code
   // otherwise: in _flat (one chunk of 8 per thread, grid-stride) and in
-  // _block (the row in registers, read once; rows up to kRowVecChunks * 8 *
+  // _block (the row in registers, read once; rows up to rowChunks * 8 *
   // blockDim.x elements).
   bool flatVec = false;
   bool blockVec = false;
+  int rowChunks = kRowVecChunks;    // chunks of 8 per thread in _block's vector path (knob row_chunks)
+  // _epi moves 8 consecutive output columns per thread with 16-byte
+  // accesses (when N % 8 == 0 and the bases are aligned; checked at run
+  // time): every epilogue access that moves with the N loop is [..., p_N].
+  bool epiVec = false;
   bool extentsUseParallel = false;  // some stage extent mentions a parallel loop
   size_t numSlots = 0;              // 64-bit parameter slots (operands + symbols + extras)
   size_t extraSlots = 0;

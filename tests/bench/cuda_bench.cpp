@@ -121,19 +121,20 @@ std::string attentionSir(int64_t d, bool causal, const std::string &knobs) {
          (knobs.empty() ? "" : "  knobs " + knobs + "\n") + "}\n";
 }
 
-std::string softmaxSir() {
+// `knobs` adds to fusion's (row_chunks=N: chunks of 8 per thread).
+std::string softmaxSir(const std::string &knobs = "") {
   return R"(tessera-schedule v1
 symbols R C
-)" + tessera::testing::softmaxKernel("bf16", "vector=8");
+)" + tessera::testing::softmaxKernel("bf16", "vector=8" + knobs);
 }
 
-std::string layerNormSir() {
+std::string layerNormSir(const std::string &knobs = "") {
   return R"(tessera-schedule v1
 symbols R C
-)" + tessera::testing::layerNormKernel("layer_norm", "bf16", "vector=8");
+)" + tessera::testing::layerNormKernel("layer_norm", "bf16", "vector=8" + knobs);
 }
 
-std::string rmsNormSir() {
+std::string rmsNormSir(const std::string &knobs = "") {
   return R"(tessera-schedule v1
 symbols R C
 kernel "rms_norm" loop {
@@ -141,7 +142,7 @@ kernel "rms_norm" loop {
   operand 1 in bf16 [s1]
   operand 2 out bf16 [s0, s1]
   parallel [s0]
-  knobs vector=8
+  knobs vector=8)" + knobs + R"(
   stage reduce [s1] {
     v0: f32 = load 0 [p0, r0]
     v1: f32 = mul v0 v0
@@ -211,25 +212,30 @@ std::vector<Case> cases(bool small) {
   }
   int64_t rows = small ? 1024 : 16384, cols = small ? 1024 : 4096;
   double rowBytes = 2.0 * rows * cols * 2;
-  {
-    Case s{"softmax_bf16", "torch.softmax", 0, rowBytes, {}, {}};
-    s.buffers = {{"x", "bf16", {rows, cols}, true, false}, {"y", "bf16", {rows, cols}, false, true}};
-    s.kernels = {{softmaxSir(), {"x", "y"}, {rows, cols}}};
-    c.push_back(s);
-  }
-  {
-    Case l{"layer_norm_bf16", "torch.layer_norm", 0, rowBytes, {}, {}};
-    l.buffers = {{"x", "bf16", {rows, cols}, true, false}, {"g", "bf16", {cols}, true, false},
-                 {"b", "bf16", {cols}, true, false}, {"y", "bf16", {rows, cols}, false, true}};
-    l.kernels = {{layerNormSir(), {"x", "g", "b", "y"}, {rows, cols}}};
-    c.push_back(l);
-  }
-  {
-    Case r{"rms_norm_bf16", "torch.rms_norm", 0, rowBytes, {}, {}};
-    r.buffers = {{"x", "bf16", {rows, cols}, true, false}, {"g", "bf16", {cols}, true, false},
-                 {"y", "bf16", {rows, cols}, false, true}};
-    r.kernels = {{rmsNormSir(), {"x", "g", "y"}, {rows, cols}}};
-    c.push_back(r);
+  // Row kernels: the default schedule, then knob row_chunks (chunks of 8
+  // elements per thread: 2 -> 256 threads per 4096 row, 8 -> 64).
+  for (const char *variant : {"", "_c2", "_c8"}) {
+    const std::string v = variant, knobs = v.empty() ? "" : " row_chunks=" + v.substr(2);
+    {
+      Case s{"softmax_bf16" + v, "torch.softmax", 0, rowBytes, {}, {}};
+      s.buffers = {{"x", "bf16", {rows, cols}, true, false}, {"y", "bf16", {rows, cols}, false, true}};
+      s.kernels = {{softmaxSir(knobs), {"x", "y"}, {rows, cols}}};
+      c.push_back(s);
+    }
+    {
+      Case l{"layer_norm_bf16" + v, "torch.layer_norm", 0, rowBytes, {}, {}};
+      l.buffers = {{"x", "bf16", {rows, cols}, true, false}, {"g", "bf16", {cols}, true, false},
+                   {"b", "bf16", {cols}, true, false}, {"y", "bf16", {rows, cols}, false, true}};
+      l.kernels = {{layerNormSir(knobs), {"x", "g", "b", "y"}, {rows, cols}}};
+      c.push_back(l);
+    }
+    {
+      Case r{"rms_norm_bf16" + v, "torch.rms_norm", 0, rowBytes, {}, {}};
+      r.buffers = {{"x", "bf16", {rows, cols}, true, false}, {"g", "bf16", {cols}, true, false},
+                   {"y", "bf16", {rows, cols}, false, true}};
+      r.kernels = {{rmsNormSir(knobs), {"x", "g", "y"}, {rows, cols}}};
+      c.push_back(r);
+    }
   }
   {
     Case k{"copy_bf16", "tensor.copy_", 0, rowBytes, {}, {}};
