@@ -10,6 +10,7 @@
 #include "runtime/Serialize.h"
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -145,11 +146,19 @@ tessera_status_t *runModule(tessera_module_t *m, const tessera_run_options_t *op
                             tessera_tensor_t *const *inputs, size_t numOutputs, tessera_tensor_t **outputs) {
   runtime::CompiledModule &cm = *m->module;
   const ir::Function &fn = cm.function();
-  uint32_t threads = 0;
+  uint32_t threads = 0, flags = 0;
   if (options) {
     if (options->struct_size < TESSERA_RUN_OPTIONS_STRUCT_SIZE)
       return makeStatus(TESSERA_STATUS_INVALID_ARGUMENT, "tessera_run_options_t.struct_size is too small");
     threads = options->num_threads;
+    if (options->struct_size >= offsetof(tessera_run_options_t, flags) + sizeof(uint32_t))
+      flags = options->flags;
+    if (uint32_t unknown = flags & ~uint32_t(TESSERA_RUN_ASYNC)) {
+      char text[96];
+      std::snprintf(text, sizeof(text), "tessera_run_options_t.flags has unknown bits 0x%x (known: 0x%x)", unknown,
+                    uint32_t(TESSERA_RUN_ASYNC));
+      return makeStatus(TESSERA_STATUS_INVALID_ARGUMENT, text);
+    }
   }
   tessera_device_t *device = cm.device();
   if (!device)
@@ -222,7 +231,9 @@ tessera_status_t *runModule(tessera_module_t *m, const tessera_run_options_t *op
     results.push_back(std::move(t));
   }
 
-  if (Error e = cm.execute(**plan, inBuffers, outBuffers, threads))
+  // Staged input copies are freed at return; buffer_free waits for the
+  // launches that read them, so an asynchronous run may still use them.
+  if (Error e = cm.execute(**plan, inBuffers, outBuffers, threads, (flags & TESSERA_RUN_ASYNC) != 0))
     return toStatus(e);
   for (size_t r = 0; r < numOutputs; ++r)
     outputs[r] = results[r].release();
@@ -372,6 +383,15 @@ TESSERA_EXPORT tessera_status_t *tessera_module_run(tessera_module_t *module, co
   if (num_outputs > 0)
     TESSERA_API_REQUIRE(outputs);
   TESSERA_API_GUARD({ return runModule(module, options, num_inputs, inputs, num_outputs, outputs); })
+}
+
+TESSERA_EXPORT tessera_status_t *tessera_module_synchronize(tessera_module_t *module) {
+  TESSERA_API_REQUIRE(module);
+  TESSERA_API_GUARD({
+    if (Error e = module->module->synchronize())
+      return toStatus(e);
+    return nullptr;
+  })
 }
 
 TESSERA_EXPORT tessera_status_t *tessera_module_serialize(const tessera_module_t *module,

@@ -168,7 +168,9 @@ tessera_status_t *tensorCopy(const tessera_tensor_t *tensor, void *host, uint64_
       std::memcpy(host, tensor->data, size);
     return nullptr;
   }
-  if (device->kind == TESSERA_DEVICE_KIND_CPU) {
+  // Plugin buffers go through the plugin even on host memory: its copies
+  // wait for launches still queued (TESSERA_RUN_ASYNC).
+  if (device->kind == TESSERA_DEVICE_KIND_CPU && !tensor->storage->backendBuffer()) {
     if (toDevice)
       std::memcpy(tensor->data, host, size);
     else

@@ -285,7 +285,8 @@ void reportKernelTime(size_t index, const std::string &name, const std::vector<s
 } // namespace
 
 Error CompiledModule::execute(const ShapePlan &plan, const std::vector<tessera_backend_buffer_t *> &inputs,
-                              const std::vector<tessera_backend_buffer_t *> &outputs, uint32_t numThreads) {
+                              const std::vector<tessera_backend_buffer_t *> &outputs, uint32_t numThreads,
+                              bool async) {
   if (!device_)
     return makeError(ErrorCode::NoDevice, "the module was compiled for a device description (compile-only); "
                                           "compile or load it for a live device to run it");
@@ -351,9 +352,11 @@ Error CompiledModule::execute(const ShapePlan &plan, const std::vector<tessera_b
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   // Synchronize even after a failed launch: earlier kernels may still use the arena.
-  Error synced = takeCStatus(syncFn(plugin_->instance(), device_->ordinal));
-  if (!failure && synced)
-    failure = std::move(synced);
+  if (!async || failure) {
+    Error synced = takeCStatus(syncFn(plugin_->instance(), device_->ordinal));
+    if (!failure && synced)
+      failure = std::move(synced);
+  }
   {
     std::lock_guard<std::mutex> lock(plan.poolMutex);
     if (!failure && plan.pool.size() < kMaxPooledArenas) {
@@ -361,8 +364,20 @@ Error CompiledModule::execute(const ShapePlan &plan, const std::vector<tessera_b
       arena.clear();
     }
   }
+  // buffer_free waits for the launches enqueued before it (tessera.h,
+  // TESSERA_RUN_ASYNC), so an arena that does not fit the pool can go now.
   freeBuffers(plugin_, arena);
   return failure;
+}
+
+Error CompiledModule::synchronize() {
+  if (!device_)
+    return makeError(ErrorCode::NoDevice, "the module was compiled for a device description (compile-only); "
+                                          "compile or load it for a live device to run it");
+  auto syncFn = plugin_->slot(&tessera_backend_api_t::synchronize);
+  if (!syncFn)
+    return makeError(ErrorCode::Unsupported, "plugin '" + plugin_->name() + "' cannot synchronize");
+  return takeCStatus(syncFn(plugin_->instance(), device_->ordinal));
 }
 
 Expected<std::string> CompiledModule::serialize() const {

@@ -89,11 +89,19 @@ public:
   // Errors: ShapeMismatch naming the symbol, both sizes and the inputs.
   Expected<std::shared_ptr<const ShapePlan>> plan(const std::vector<std::vector<int64_t>> &inputShapes);
 
-  // Launches every kernel with buffers in operand order and synchronizes.
-  // inputs/outputs: one backend buffer per parameter/result, sized per plan.
-  // Thread-safe. Errors: NoDevice (compile-only), the plugin's errors.
+  // Launches every kernel with buffers in operand order and, unless
+  // `async`, synchronizes. inputs/outputs: one backend buffer per
+  // parameter/result, sized per plan. An asynchronous run returns its arena
+  // to the plan's pool at once: the plugin executes launches in order, so
+  // the next run's kernels follow this one's (TESSERA_RUN_ASYNC in
+  // tessera.h). Thread-safe. Errors: NoDevice (compile-only), the plugin's
+  // errors (after a failed launch the run synchronizes either way).
   Error execute(const ShapePlan &plan, const std::vector<tessera_backend_buffer_t *> &inputs,
-                const std::vector<tessera_backend_buffer_t *> &outputs, uint32_t numThreads);
+                const std::vector<tessera_backend_buffer_t *> &outputs, uint32_t numThreads, bool async = false);
+
+  // Waits for every run enqueued on the module's device (the plugin's
+  // synchronize). Errors: NoDevice, the plugin's errors.
+  Error synchronize();
 
   // The bytes of tessera_module_serialize (runtime/Serialize.h format).
   Expected<std::string> serialize() const;

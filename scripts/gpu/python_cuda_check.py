@@ -65,6 +65,33 @@ try:
 except Exception as e:
     failed += 1
     print(f"FAIL  zero-copy import     {type(e).__name__}: {e}")
+# Asynchronous runs (TESSERA_RUN_ASYNC): no synchronize anywhere; the
+# plugin's blocking stream orders PyTorch's default-stream work after the
+# run. The input is overwritten right after the call (a write after the
+# kernels' read) and the outputs are read by torch at once; a 4096^2 bf16
+# product with GELU takes long enough (~0.1 ms) for a missing order to show.
+try:
+    module = tessera.compile(
+        "func @main(%x: tensor<M x 4096 x bf16>, %w: tensor<4096 x 4096 x bf16>) -> tensor<M x 4096 x bf16> {\n"
+        "  %m = matmul(%x, %w)\n  %g = gelu(%m)\n  return %g\n}\n", target="cuda")
+    xs = [torch.randn(4096, 4096, device="cuda").to(torch.bfloat16) for _ in range(3)]
+    w = (torch.randn(4096, 4096, device="cuda") / 64).to(torch.bfloat16)
+    wants = [torch.nn.functional.gelu(x.float() @ w.float()) for x in xs]
+    torch.cuda.synchronize()
+    outs = []
+    for x in xs:
+        outs.append(module(x, w, asynchronous=True))
+        x.fill_(7.0)  # must wait for the run's kernels
+    errs = [((o.float() - r).norm() / r.norm()).item() for o, r in zip(outs, wants)]
+    module.synchronize()
+    ok = max(errs) <= 2e-2
+    failed += not ok
+    print(f"{'PASS' if ok else 'FAIL'}  asynchronous runs    3 runs, inputs overwritten after each call, outputs "
+          f"read by torch without a synchronize: rel err {max(errs):.2e} (<= 0.02)")
+except Exception as e:
+    failed += 1
+    print(f"FAIL  asynchronous runs    {type(e).__name__}: {e}")
+cases.append(None)
 cases.append(None)
 print(f"python binding with CUDA tensors: {len(cases) - failed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -98,6 +98,24 @@ def test_num_threads_and_as_tensors(cpu, rng):
     np.testing.assert_allclose(t.numpy(), a + b, rtol=1e-6)
 
 
+def test_asynchronous_runs_then_synchronize(target, rng):
+    """asynchronous=True enqueues (TESSERA_RUN_ASYNC); the outputs' copies
+    wait for the kernels, and synchronize() reports no error."""
+    m = tessera.compile(MLP, target=target)
+    w = rng.standard_normal((16, 8)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    xs = [rng.standard_normal((n, 16)).astype(np.float32) for n in (3, 5, 3)]
+    outs = [m(x, w, b, asynchronous=True) for x in xs]
+    m.synchronize()
+    for x, (r, s) in zip(xs, outs):
+        ref = np.maximum(x.astype(np.float64) @ w + b, 0)
+        np.testing.assert_allclose(r, ref, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(s, ref.sum(axis=1), rtol=1e-4, atol=1e-4)
+    m.close()
+    with pytest.raises(tessera.ClosedError):
+        m.synchronize()
+
+
 def test_transformer_block_against_reference(target, rng):
     """bf16 inputs through Tensor.from_numpy; H bound at compile."""
     from conftest import SOURCE_DIR

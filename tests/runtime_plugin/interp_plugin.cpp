@@ -19,14 +19,31 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <new>
 #include <string>
 #include <vector>
 
 using namespace tessera::schedule;
 
+// A launch kept for later (TESSERA_INTERP_DEFER=1).
+struct DeferredLaunch {
+  const tessera_backend_executable_t *executable;
+  uint32_t kernel;
+  std::vector<tessera_backend_buffer_t *> buffers;
+  std::vector<int64_t> scalars;
+};
+
 struct tessera_backend_plugin_t {
-  const tessera_backend_host_t *host;
+  const tessera_backend_host_t *host = nullptr;
+  // TESSERA_INTERP_DEFER=1 makes the plugin behave like an asynchronous
+  // device: launches queue up and run, in order, at synchronize or before
+  // a copy or free (the ordering tessera_backend.h promises); new buffers
+  // are zeroed so a test can see that a kernel has not run yet.
+  bool defer = false;
+  std::mutex mutex;
+  std::vector<DeferredLaunch> queue;
+  tessera_status_t *deferredError = nullptr; // the first failure of a queued launch
 };
 struct tessera_backend_buffer_t {
   void *data;
@@ -324,7 +341,10 @@ tessera_status_t *buildExecutable(tessera_backend_plugin_t *p, const std::string
 // ---- slots --------------------------------------------------------------------
 
 tessera_status_t *initialize(const tessera_backend_host_t *host, tessera_backend_plugin_t **out) {
-  *out = new tessera_backend_plugin_t{host};
+  *out = new tessera_backend_plugin_t;
+  (*out)->host = host;
+  const char *defer = std::getenv("TESSERA_INTERP_DEFER");
+  (*out)->defer = defer && std::string(defer) == "1";
   return nullptr;
 }
 tessera_status_t *shutdown(tessera_backend_plugin_t *p) {
@@ -397,10 +417,15 @@ tessera_status_t *bufferAllocate(tessera_backend_plugin_t *p, uint32_t, uint64_t
   if (!data)
     return makeStatus(p->host, TESSERA_STATUS_OUT_OF_MEMORY, "interp: cannot allocate %llu bytes",
                       static_cast<unsigned long long>(size));
+  if (p->defer)
+    std::memset(data, 0, (size + 63) / 64 * 64);
   *out = new tessera_backend_buffer_t{data, size};
   return nullptr;
 }
-tessera_status_t *bufferFree(tessera_backend_plugin_t *, tessera_backend_buffer_t *b) {
+void drain(tessera_backend_plugin_t *p);
+
+tessera_status_t *bufferFree(tessera_backend_plugin_t *p, tessera_backend_buffer_t *b) {
+  drain(p);
   std::free(b->data);
   delete b;
   return nullptr;
@@ -409,18 +434,54 @@ tessera_status_t *bufferPointer(tessera_backend_plugin_t *, const tessera_backen
   *out = b->data;
   return nullptr;
 }
-tessera_status_t *copyFromHost(tessera_backend_plugin_t *, tessera_backend_buffer_t *b, uint64_t offset,
+tessera_status_t *copyFromHost(tessera_backend_plugin_t *p, tessera_backend_buffer_t *b, uint64_t offset,
                                const void *src, uint64_t size) {
+  drain(p);
   std::memcpy(static_cast<char *>(b->data) + offset, src, size);
   return nullptr;
 }
-tessera_status_t *copyToHost(tessera_backend_plugin_t *, const tessera_backend_buffer_t *b, uint64_t offset,
+tessera_status_t *copyToHost(tessera_backend_plugin_t *p, const tessera_backend_buffer_t *b, uint64_t offset,
                              void *dst, uint64_t size) {
+  drain(p);
   std::memcpy(dst, static_cast<const char *>(b->data) + offset, size);
   return nullptr;
 }
 
+tessera_status_t *execute(tessera_backend_plugin_t *p, const tessera_backend_launch_args_t *args);
+
 tessera_status_t *launch(tessera_backend_plugin_t *p, const tessera_backend_launch_args_t *args) {
+  if (!p->defer)
+    return execute(p, args);
+  const tessera_backend_executable_t *e = args->executable;
+  if (!e || args->kernel_index >= e->program.kernels.size())
+    return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT, "interp: bad kernel index %u", args->kernel_index);
+  std::lock_guard<std::mutex> lock(p->mutex);
+  p->queue.push_back({e, args->kernel_index, {args->buffers, args->buffers + args->num_buffers},
+                      {args->scalars, args->scalars + args->num_scalars}});
+  return nullptr;
+}
+
+void drain(tessera_backend_plugin_t *p) {
+  if (!p->defer)
+    return;
+  std::lock_guard<std::mutex> lock(p->mutex);
+  for (DeferredLaunch &d : p->queue) {
+    tessera_backend_launch_args_t args{};
+    args.struct_size = sizeof(args);
+    args.executable = const_cast<tessera_backend_executable_t *>(d.executable);
+    args.kernel_index = d.kernel;
+    args.buffers = d.buffers.data();
+    args.num_buffers = d.buffers.size();
+    args.scalars = d.scalars.data();
+    args.num_scalars = d.scalars.size();
+    // Later failures are dropped (host statuses are freed by the host only).
+    if (tessera_status_t *s = execute(p, &args); s && !p->deferredError)
+      p->deferredError = s;
+  }
+  p->queue.clear();
+}
+
+tessera_status_t *execute(tessera_backend_plugin_t *p, const tessera_backend_launch_args_t *args) {
   const tessera_backend_executable_t *e = args->executable;
   if (!e || args->kernel_index >= e->program.kernels.size())
     return makeStatus(p->host, TESSERA_STATUS_INVALID_ARGUMENT, "interp: bad kernel index %u", args->kernel_index);
@@ -462,7 +523,13 @@ tessera_status_t *launch(tessera_backend_plugin_t *p, const tessera_backend_laun
     return makeStatus(p->host, TESSERA_STATUS_DEVICE_ERROR, "interp: %s", in.error.c_str());
   return nullptr;
 }
-tessera_status_t *synchronize(tessera_backend_plugin_t *, uint32_t) { return nullptr; }
+tessera_status_t *synchronize(tessera_backend_plugin_t *p, uint32_t) {
+  drain(p);
+  std::lock_guard<std::mutex> lock(p->mutex);
+  tessera_status_t *error = p->deferredError;
+  p->deferredError = nullptr;
+  return error;
+}
 
 const tessera_backend_native_ops_extension_t kNativeOps = {
     {sizeof(tessera_backend_native_ops_extension_t), TESSERA_BACKEND_EXTENSION_NATIVE_OPS, nullptr}, "attention"};

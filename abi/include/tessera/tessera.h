@@ -378,25 +378,57 @@ TESSERA_EXPORT tessera_status_t *tessera_module_get_input(const tessera_module_t
 TESSERA_EXPORT tessera_status_t *tessera_module_get_output(const tessera_module_t *module, size_t index,
                                                            tessera_value_info_t *out_info);
 
+/* Bits of tessera_run_options_t.flags (ABI 0.3+). */
+typedef enum tessera_run_flag_t {
+  /* Return once the run's kernels are enqueued instead of when they have
+   * finished. The plugin executes the launches on a device in the order they
+   * were enqueued, and its buffer copies and frees wait for launches enqueued
+   * before them, so later runs, tessera_tensor_copy_to_host() and freeing the
+   * run's tensors are safe at once. Anything else that reads the outputs, or
+   * writes the inputs, must first call tessera_module_synchronize(). For the
+   * cuda plugin, work issued later on the device's legacy default stream (a
+   * framework's default stream, e.g. PyTorch's) is also ordered after the
+   * run: the plugin's stream is a blocking stream (CUDA's implicit
+   * synchronization); work on other streams is not. Errors of the kernels
+   * themselves surface at the next synchronize. Plugins whose launches are
+   * synchronous (cpu) have finished before tessera_module_run() returns
+   * either way. */
+  TESSERA_RUN_ASYNC = 0x1,
+  TESSERA_RUN_FLAG_FORCE32 = 0x7fffffff
+} tessera_run_flag_t;
+
 typedef struct tessera_run_options_t {
   size_t struct_size;
   const void *next;       /* extension chain; NULL */
   uint32_t num_threads;   /* host threads for CPU plugins; 0 = default */
+  /* ABI 0.3+: tessera_run_flag_t bits; 0 = synchronous. Unknown bits:
+   * INVALID_ARGUMENT. */
+  uint32_t flags;
 } tessera_run_options_t;
+/* The first release's size (through num_threads) is the smallest accepted. */
 #define TESSERA_RUN_OPTIONS_STRUCT_SIZE \
   (offsetof(tessera_run_options_t, num_threads) + sizeof(uint32_t))
 
 /*
  * Runs the module. inputs are borrowed; symbolic dims are bound from their
  * shapes. outputs[i] receives an owned tensor allocated on the module's
- * device. Synchronous. Thread-safe.
- * Errors: INVALID_ARGUMENT (counts, dtypes), SHAPE_MISMATCH (names the
- * symbol, both sizes and the inputs), DEVICE_ERROR, NO_DEVICE (compile-only
- * module).
+ * device. Synchronous unless options->flags has TESSERA_RUN_ASYNC.
+ * Thread-safe.
+ * Errors: INVALID_ARGUMENT (counts, dtypes, flags), SHAPE_MISMATCH (names
+ * the symbol, both sizes and the inputs), DEVICE_ERROR, NO_DEVICE
+ * (compile-only module).
  */
 TESSERA_EXPORT tessera_status_t *tessera_module_run(tessera_module_t *module, const tessera_run_options_t *options,
                                                     size_t num_inputs, tessera_tensor_t *const *inputs,
                                                     size_t num_outputs, tessera_tensor_t **outputs);
+
+/*
+ * ABI 0.3+: waits until every run of the module enqueued so far (by any
+ * thread) has finished on its device. Returns the first error of those
+ * kernels (DEVICE_ERROR with the driver's text), or NULL. Thread-safe.
+ * Errors: NO_DEVICE (compile-only module), DEVICE_ERROR.
+ */
+TESSERA_EXPORT tessera_status_t *tessera_module_synchronize(tessera_module_t *module);
 
 /* Serializes the module (executables, plans, signature, compatibility info)
  * to an owned blob. Thread-safe. */

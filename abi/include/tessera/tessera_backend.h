@@ -300,7 +300,10 @@ typedef struct tessera_backend_api_t {
   tessera_status_t *(*executable_load)(tessera_backend_plugin_t *plugin, const tessera_backend_load_args_t *args,
                                        tessera_backend_executable_t **out_executable);
 
-  /* Device memory. Synchronous copies. Different buffers are independent. */
+  /* Device memory. Synchronous copies. Different buffers are independent.
+   * Copies and buffer_free wait for (or are ordered after) every launch on
+   * the buffer's device enqueued before them: the core relies on it for
+   * asynchronous runs (TESSERA_RUN_ASYNC in tessera.h). */
   tessera_status_t *(*buffer_allocate)(tessera_backend_plugin_t *plugin, uint32_t device_ordinal,
                                        uint64_t size_bytes, tessera_backend_buffer_t **out_buffer);
   tessera_status_t *(*buffer_free)(tessera_backend_plugin_t *plugin, tessera_backend_buffer_t *buffer);
@@ -312,7 +315,10 @@ typedef struct tessera_backend_api_t {
                                            const tessera_backend_buffer_t *buffer, uint64_t offset, void *dst,
                                            uint64_t size);
 
-  /* Enqueues a kernel launch; completion is observed with synchronize. */
+  /* Enqueues a kernel launch; completion is observed with synchronize.
+   * Launches on one device execute in the order they were enqueued (a
+   * kernel reads what the kernels before it wrote). synchronize waits for
+   * every launch enqueued on the device and reports their first error. */
   tessera_status_t *(*launch)(tessera_backend_plugin_t *plugin, const tessera_backend_launch_args_t *args);
   tessera_status_t *(*synchronize)(tessera_backend_plugin_t *plugin, uint32_t device_ordinal);
 

@@ -22,7 +22,7 @@ extern "C" {
  * backends both run through it; until then it is 0.MINOR and may change.
  */
 #define TESSERA_ABI_VERSION_MAJOR 0
-#define TESSERA_ABI_VERSION_MINOR 2
+#define TESSERA_ABI_VERSION_MINOR 3
 
 #if defined(_WIN32)
 #define TESSERA_EXPORT __declspec(dllexport)

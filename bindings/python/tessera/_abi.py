@@ -11,7 +11,7 @@ import enum
 
 
 TESSERA_ABI_VERSION_MAJOR = 0
-TESSERA_ABI_VERSION_MINOR = 2
+TESSERA_ABI_VERSION_MINOR = 3
 TESSERA_MAX_RANK = 16
 TESSERA_GRAD_UNREACHABLE_IS_ERROR = 1  # an input that does not reach a differentiable output is INVALID_ARGUMENT (default: zero gradient + warning)
 TESSERA_GRAD_REMAT_ELEMENTWISE = 2  # recompute every elementwise result in the backward pass instead of keeping it
@@ -337,12 +337,21 @@ class tessera_value_info_t(ctypes.Structure):
 
 TESSERA_VALUE_INFO_STRUCT_SIZE = tessera_value_info_t.dims.offset + ctypes.sizeof(ctypes.POINTER(tessera_dim_t))
 
+# Bits of tessera_run_options_t.flags (ABI 0.3+).
+class tessera_run_flag_t(enum.IntEnum):
+    TESSERA_RUN_ASYNC = 1
+    TESSERA_RUN_FLAG_FORCE32 = 0x7fffffff
+
+TESSERA_RUN_ASYNC = tessera_run_flag_t.TESSERA_RUN_ASYNC
+TESSERA_RUN_FLAG_FORCE32 = tessera_run_flag_t.TESSERA_RUN_FLAG_FORCE32
+
 
 class tessera_run_options_t(ctypes.Structure):
     _fields_ = [
         ('struct_size', ctypes.c_size_t),
         ('next', ctypes.c_void_p),
         ('num_threads', ctypes.c_uint32),
+        ('flags', ctypes.c_uint32),
     ]
 
 TESSERA_RUN_OPTIONS_STRUCT_SIZE = tessera_run_options_t.num_threads.offset + ctypes.sizeof(ctypes.c_uint32)
@@ -564,6 +573,7 @@ FUNCTIONS = {
     'tessera_module_get_input': (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(tessera_value_info_t)]),
     'tessera_module_get_output': (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(tessera_value_info_t)]),
     'tessera_module_run': (ctypes.c_void_p, [ctypes.c_void_p, ctypes.POINTER(tessera_run_options_t), ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)]),
+    'tessera_module_synchronize': (ctypes.c_void_p, [ctypes.c_void_p]),
     'tessera_module_serialize': (ctypes.c_void_p, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
     'tessera_module_load': (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(tessera_compile_target_t), ctypes.POINTER(ctypes.c_void_p)]),
     'tessera_module_get_stats': (ctypes.c_void_p, [ctypes.c_void_p, ctypes.POINTER(tessera_module_stats_t)]),
@@ -630,6 +640,7 @@ PARAMETERS = {
     'tessera_module_get_input': ('module', 'index', 'out_info'),
     'tessera_module_get_output': ('module', 'index', 'out_info'),
     'tessera_module_run': ('module', 'options', 'num_inputs', 'inputs', 'num_outputs', 'outputs'),
+    'tessera_module_synchronize': ('module',),
     'tessera_module_serialize': ('module', 'out_blob'),
     'tessera_module_load': ('context', 'data', 'size', 'target', 'out_module'),
     'tessera_module_get_stats': ('module', 'out_stats'),

@@ -914,6 +914,7 @@ class Module:
         (zero copy; the array keeps it alive). torch.Tensors when any input
         was one (zero copy, bf16 included). Other bf16/fp8 outputs are
         copied (ml_dtypes arrays when installed, else float32).
+    asynchronous=True returns once the kernels are enqueued (run()).
     Attributes: inputs / outputs (lists of ValueInfo), device.
     Fast path: ndarrays of exactly the parameters' dtypes (NumPy-native
     dtypes) on a CPU device, no num_threads: one tessera_module_run and, per
@@ -959,13 +960,13 @@ class Module:
             self._nframes += 1
         return _Frame(self)
 
-    def __call__(self, *inputs, num_threads=0):
+    def __call__(self, *inputs, num_threads=0, asynchronous=False):
         """module(*inputs) -> array or tuple of arrays (class docstring)."""
         # Fast path: C-contiguous ndarrays of exactly the parameters' dtypes,
         # NumPy-typed outputs, a CPU device. Anything else (and every error
         # to report) goes through run().
-        if num_threads or not self._fast or len(inputs) != self._n_in:
-            return self.run(*inputs, num_threads=num_threads)
+        if num_threads or asynchronous or not self._fast or len(inputs) != self._n_in:
+            return self.run(*inputs, num_threads=num_threads, asynchronous=asynchronous)
         frames = self._frames
         try:
             fr = frames.pop()
@@ -1051,10 +1052,16 @@ class Module:
             check(st, "exporting output")
         return _np_from_dlpack(_Capsule(_new_capsule(m.value, b"dltensor", _capsule_destructor), self._dl_device))
 
-    def run(self, *inputs, num_threads=0, as_tensors=False):
+    def run(self, *inputs, num_threads=0, as_tensors=False, asynchronous=False):
         """The general path of __call__ (any input kind, options).
         num_threads: host threads for CPU plugins (0 = default).
-        as_tensors=True returns tessera.Tensors instead of arrays."""
+        as_tensors=True returns tessera.Tensors instead of arrays.
+        asynchronous=True returns once the kernels are enqueued
+        (TESSERA_RUN_ASYNC, docs/abi.md): later runs, Tessera's own copies
+        and PyTorch work on the default CUDA stream are ordered after them;
+        anything else that reads the outputs calls synchronize() first.
+        Kernel errors then raise from synchronize(). CPU plugins finish
+        before returning either way."""
         if len(inputs) != self._n_in:
             raise InvalidArgumentError(f"module takes {self._n_in} input(s) "
                                        f"({', '.join(self._names)}), got {len(inputs)}")
@@ -1069,10 +1076,11 @@ class Module:
             ins = (_c_void_p * (len(ptrs) or 1))(*ptrs)
             outs = self._OutArr()
             opts = None
-            if num_threads:
+            if num_threads or asynchronous:
                 opts = _abi.tessera_run_options_t()
-                opts.struct_size = _abi.TESSERA_RUN_OPTIONS_STRUCT_SIZE
+                opts.struct_size = ctypes.sizeof(_abi.tessera_run_options_t)
                 opts.num_threads = num_threads
+                opts.flags = _abi.TESSERA_RUN_ASYNC if asynchronous else 0
                 opts = _byref(opts)
             st = _run_c(mod, opts, self._n_in, ins, self._n_out, outs)
             del keep
@@ -1087,6 +1095,23 @@ class Module:
         torch = _torch()
         use_torch = torch is not None and any(isinstance(x, torch.Tensor) for x in inputs)
         return self._export(outs, use_torch)
+
+    def synchronize(self):
+        """Waits for every run of this module enqueued so far (runs with
+        asynchronous=True); raises the first error of their kernels
+        (DeviceError with the driver's text). Thread-safe."""
+        with self._lock:
+            mod = self._ptr
+            if not mod:
+                raise ClosedError("module is closed")
+            self._active += 1
+        try:
+            st = lib.tessera_module_synchronize(mod)
+        finally:
+            with self._lock:
+                self._active -= 1
+        if st:
+            check(st, "synchronize")
 
     def _export(self, outs, use_torch):
         """Owned output tensors -> arrays (zero copy via DLPack where the

@@ -7,7 +7,7 @@
 #   struct DLManagedTensor      (dlpack.jl)
 
 const TESSERA_ABI_VERSION_MAJOR = 0
-const TESSERA_ABI_VERSION_MINOR = 2
+const TESSERA_ABI_VERSION_MINOR = 3
 const TESSERA_MAX_RANK = 16
 const TESSERA_GRAD_UNREACHABLE_IS_ERROR = 1  # an input that does not reach a differentiable output is INVALID_ARGUMENT (default: zero gradient + warning)
 const TESSERA_GRAD_REMAT_ELEMENTWISE = 2  # recompute every elementwise result in the backward pass instead of keeping it
@@ -223,10 +223,15 @@ struct tessera_value_info_t
 end
 const TESSERA_VALUE_INFO_STRUCT_SIZE = Int(fieldoffset(tessera_value_info_t, 5)) + sizeof(fieldtype(tessera_value_info_t, 5))
 
+const tessera_run_flag_t = Cint
+const TESSERA_RUN_ASYNC = tessera_run_flag_t(1)
+const TESSERA_RUN_FLAG_FORCE32 = tessera_run_flag_t(0x7fffffff)
+
 struct tessera_run_options_t
     struct_size::Csize_t
     next::Ptr{Cvoid}
     num_threads::UInt32
+    flags::UInt32
 end
 const TESSERA_RUN_OPTIONS_STRUCT_SIZE = Int(fieldoffset(tessera_run_options_t, 3)) + sizeof(fieldtype(tessera_run_options_t, 3))
 
@@ -638,13 +643,24 @@ end
 """
 Runs the module. inputs are borrowed; symbolic dims are bound from their
 shapes. outputs[i] receives an owned tensor allocated on the module's
-device. Synchronous. Thread-safe.
-Errors: INVALID_ARGUMENT (counts, dtypes), SHAPE_MISMATCH (names the
-symbol, both sizes and the inputs), DEVICE_ERROR, NO_DEVICE (compile-only
-module).
+device. Synchronous unless options->flags has TESSERA_RUN_ASYNC.
+Thread-safe.
+Errors: INVALID_ARGUMENT (counts, dtypes, flags), SHAPE_MISMATCH (names
+the symbol, both sizes and the inputs), DEVICE_ERROR, NO_DEVICE
+(compile-only module).
 """
 function tessera_module_run(module_, options, num_inputs, inputs, num_outputs, outputs)
     ccall((:tessera_module_run, libtessera), Ptr{tessera_status_t}, (Ptr{tessera_module_t}, Ptr{tessera_run_options_t}, Csize_t, Ptr{Ptr{tessera_tensor_t}}, Csize_t, Ptr{Ptr{tessera_tensor_t}}), module_, options, num_inputs, inputs, num_outputs, outputs)
+end
+
+"""
+ABI 0.3+: waits until every run of the module enqueued so far (by any
+thread) has finished on its device. Returns the first error of those
+kernels (DEVICE_ERROR with the driver's text), or NULL. Thread-safe.
+Errors: NO_DEVICE (compile-only module), DEVICE_ERROR.
+"""
+function tessera_module_synchronize(module_)
+    ccall((:tessera_module_synchronize, libtessera), Ptr{tessera_status_t}, (Ptr{tessera_module_t},), module_)
 end
 
 """

@@ -8,7 +8,7 @@ use core::ffi::{c_char, c_int, c_void};
 use core::marker::{PhantomData, PhantomPinned};
 
 pub const TESSERA_ABI_VERSION_MAJOR: u32 = 0;
-pub const TESSERA_ABI_VERSION_MINOR: u32 = 2;
+pub const TESSERA_ABI_VERSION_MINOR: u32 = 3;
 pub const TESSERA_MAX_RANK: usize = 16;
 /// an input that does not reach a differentiable output is INVALID_ARGUMENT (default: zero gradient + warning)
 pub const TESSERA_GRAD_UNREACHABLE_IS_ERROR: u32 = 1;
@@ -442,6 +442,11 @@ impl Default for tessera_value_info_t {
 pub const TESSERA_VALUE_INFO_STRUCT_SIZE: usize =
     core::mem::offset_of!(tessera_value_info_t, dims) + core::mem::size_of::<*const tessera_dim_t>();
 
+/// Bits of tessera_run_options_t.flags (ABI 0.3+).
+pub type tessera_run_flag_t = c_int;
+pub const TESSERA_RUN_ASYNC: tessera_run_flag_t = 1;
+pub const TESSERA_RUN_FLAG_FORCE32: tessera_run_flag_t = 0x7fffffff;
+
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct tessera_run_options_t {
@@ -450,6 +455,7 @@ pub struct tessera_run_options_t {
     pub next: *const c_void,
     /// host threads for CPU plugins; 0 = default
     pub num_threads: u32,
+    pub flags: u32,
 }
 impl Default for tessera_run_options_t {
     /// All fields zero (NULL pointers); set struct_size before use.
@@ -808,11 +814,17 @@ extern "C" {
     pub fn tessera_module_get_output(module: *const tessera_module_t, index: usize, out_info: *mut tessera_value_info_t) -> *mut tessera_status_t;
     /// Runs the module. inputs are borrowed; symbolic dims are bound from their
     /// shapes. outputs[i] receives an owned tensor allocated on the module's
-    /// device. Synchronous. Thread-safe.
-    /// Errors: INVALID_ARGUMENT (counts, dtypes), SHAPE_MISMATCH (names the
-    /// symbol, both sizes and the inputs), DEVICE_ERROR, NO_DEVICE (compile-only
-    /// module).
+    /// device. Synchronous unless options->flags has TESSERA_RUN_ASYNC.
+    /// Thread-safe.
+    /// Errors: INVALID_ARGUMENT (counts, dtypes, flags), SHAPE_MISMATCH (names
+    /// the symbol, both sizes and the inputs), DEVICE_ERROR, NO_DEVICE
+    /// (compile-only module).
     pub fn tessera_module_run(module: *mut tessera_module_t, options: *const tessera_run_options_t, num_inputs: usize, inputs: *const *mut tessera_tensor_t, num_outputs: usize, outputs: *mut *mut tessera_tensor_t) -> *mut tessera_status_t;
+    /// ABI 0.3+: waits until every run of the module enqueued so far (by any
+    /// thread) has finished on its device. Returns the first error of those
+    /// kernels (DEVICE_ERROR with the driver's text), or NULL. Thread-safe.
+    /// Errors: NO_DEVICE (compile-only module), DEVICE_ERROR.
+    pub fn tessera_module_synchronize(module: *mut tessera_module_t) -> *mut tessera_status_t;
     /// Serializes the module (executables, plans, signature, compatibility info)
     /// to an owned blob. Thread-safe.
     pub fn tessera_module_serialize(module: *const tessera_module_t, out_blob: *mut *mut tessera_blob_t) -> *mut tessera_status_t;
@@ -980,6 +992,7 @@ pub const FUNCTION_NAMES: &[&str] = &[
     "tessera_module_get_input",
     "tessera_module_get_output",
     "tessera_module_run",
+    "tessera_module_synchronize",
     "tessera_module_serialize",
     "tessera_module_load",
     "tessera_module_get_stats",
