@@ -203,6 +203,30 @@ def test_torch_non_contiguous_and_wrong_dtype(add):
 
 
 @needs_torch
+def test_torch_fast_path_reuses_imports_and_sees_new_values(cpu):
+    """torch inputs take Module._call_torch: imports kept per frame while
+    the address and shape repeat; in-place updates and new tensors of
+    another shape are still read right; bf16 goes through too."""
+    m = tessera.compile(ADD, target=cpu)
+    a, b = torch.randn(64), torch.randn(64)
+    torch.testing.assert_close(m(a, b), a + b)
+    assert m._tframes and m._tframes[0].ptrs[0] == a.data_ptr()  # the fast path ran and kept a's import
+    a.mul_(3)  # same address and shape: the kept import reads the new values
+    torch.testing.assert_close(m(a, b), a + b)
+    c, d = torch.randn(5), torch.randn(5)
+    torch.testing.assert_close(m(c, d), c + d)
+    torch.testing.assert_close(m(a, b, asynchronous=True), a + b)
+    mb = tessera.compile(ADD.replace("f32", "bf16"), target=cpu)
+    x, y = torch.randn(32).to(torch.bfloat16), torch.randn(32).to(torch.bfloat16)
+    out = mb(x, y)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), (x.float() + y.float()).to(torch.bfloat16).float())
+    m.close()
+    with pytest.raises(tessera.ClosedError):
+        m(a, b)
+
+
+@needs_torch
 def test_torch_from_tessera_tensor_zero_copy():
     t = tessera.Tensor.from_numpy(np.arange(5, dtype=np.float32))
     tt = torch.from_dlpack(t)

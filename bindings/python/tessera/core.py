@@ -721,6 +721,11 @@ _void_at = ctypes.c_void_p.from_address
 
 # NumPy dtype kind -> DLPack type code (kDLInt, kDLUInt, kDLFloat, kDLBool).
 _DL_CODE = {"i": 0, "u": 1, "f": 2, "b": 6}
+# Tessera dtype name -> (torch dtype name, DLPack code, bits): the inputs the
+# torch fast path of Module.__call__ takes.
+_TORCH_DL = {"f64": ("float64", 2, 64), "f32": ("float32", 2, 32), "f16": ("float16", 2, 16),
+             "bf16": ("bfloat16", 4, 16), "i64": ("int64", 0, 64), "i32": ("int32", 0, 32),
+             "i16": ("int16", 0, 16), "i8": ("int8", 0, 8), "u8": ("uint8", 1, 8), "bool": ("bool", 6, 8)}
 _MAX_RANK = _abi.TESSERA_MAX_RANK
 
 
@@ -735,16 +740,21 @@ class _Frame:
     __slots__ = ("ins", "outs", "managed", "shape_bufs", "data_fields", "managed_args", "ptrs", "shapes",
                  "out_meta", "info", "out", "out_ref", "ctx")
 
-    def __init__(self, module):
+    def __init__(self, module, dl_device=(_dlpack.KDL_CPU, 0), dl_dtypes=None):
+        """dl_device: the DLPack (device_type, device_id) of the inputs;
+        dl_dtypes: their DLPack (code, bits), by default from the module's
+        NumPy dtypes."""
         self.ins = module._InArr()
         self.outs = module._OutArr()
         self.managed, self.shape_bufs, self.data_fields, self.managed_args = [], [], [], []
-        for npd in module._np_expected:
+        if dl_dtypes is None:
+            dl_dtypes = [(_DL_CODE[npd.kind], npd.itemsize * 8) for npd in module._np_expected]
+        for code, bits in dl_dtypes:
             m = _dlpack.DLManagedTensor()
             buf = (ctypes.c_int64 * _abi.TESSERA_MAX_RANK)()
             dl = m.dl_tensor
-            dl.device.device_type, dl.device.device_id = _dlpack.KDL_CPU, 0
-            dl.dtype.code, dl.dtype.bits, dl.dtype.lanes = _DL_CODE[npd.kind], npd.itemsize * 8, 1
+            dl.device.device_type, dl.device.device_id = dl_device
+            dl.dtype.code, dl.dtype.bits, dl.dtype.lanes = code, bits, 1
             dl.shape = ctypes.cast(buf, ctypes.POINTER(ctypes.c_int64))
             self.managed.append(m)
             self.shape_bufs.append(buf)
@@ -920,7 +930,9 @@ class Module:
     dtypes) on a CPU device, no num_threads: one tessera_module_run and, per
     output, a copy and a free (or a DLPack export); each input's imported
     tensor is kept for the next call with an array at the same address with
-    the same shape (docs/bindings.md). Anything else takes run().
+    the same shape (docs/bindings.md). torch.Tensor inputs (contiguous,
+    exact dtypes, on the module's device, CPU or CUDA) take a fast path of
+    the same kind. Anything else takes run().
     Threading: calls from several threads run concurrently; close() waits
     for calls in flight, and calling a closed module raises ClosedError.
     """
@@ -951,6 +963,8 @@ class Module:
         self._fast = (all(self._out_numpy) and kind == _abi.TESSERA_DEVICE_KIND_CPU and
                       all(e[0] in DTYPES and DTYPES[e[0]][1] is not None for e in self._expected))
         self._frames = []          # idle _Frame objects (list.pop/append are atomic)
+        self._tframes = []         # idle _Frame objects of the torch fast path
+        self._torch_in = None      # (torch dtypes, torch.device, DLPack dtypes), made at the first torch call
         self._nframes = 0          # frames made; those not in _frames are in use
         self._mod_arg = _c_void_p(ptr)
         self._n_in_arg, self._n_out_arg = ctypes.c_size_t(n_in), ctypes.c_size_t(n_out)
@@ -965,6 +979,11 @@ class Module:
         # Fast path: C-contiguous ndarrays of exactly the parameters' dtypes,
         # NumPy-typed outputs, a CPU device. Anything else (and every error
         # to report) goes through run().
+        if inputs and self._torch_in is not False and not num_threads and len(inputs) == self._n_in \
+                and type(inputs[0]) is not _ndarray and not isinstance(inputs[0], Tensor):
+            res = self._call_torch(inputs, asynchronous)
+            if res is not None:
+                return res
         if num_threads or asynchronous or not self._fast or len(inputs) != self._n_in:
             return self.run(*inputs, num_threads=num_threads, asynchronous=asynchronous)
         frames = self._frames
@@ -1039,6 +1058,68 @@ class Module:
                 for k in range(j, self._n_out):
                     _tensor_free(outs[k])
                 raise
+        finally:
+            frames.append(fr)
+
+    def _call_torch(self, inputs, asynchronous):
+        """Fast path for torch.Tensor inputs: contiguous, exactly the
+        parameters' dtypes, on the module's device (CUDA or CPU). Like the
+        NumPy fast path, each input's import is kept per frame and reused
+        while a call passes a tensor at the same address with the same shape
+        (the caller's tensor keeps the memory alive during the call; for an
+        asynchronous run PyTorch's caching allocator reuses it only in
+        default-stream order, after the run). Returns None when an input
+        does not qualify (the caller then takes run())."""
+        torch = _torch()
+        spec = self._torch_in
+        if spec is None:
+            if torch is None or not all(v.dtype in _TORCH_DL for v in self.inputs) or self.device is None:
+                self._torch_in = False
+                return None
+            kind, ordinal = self.device.info.kind, self.device.info.ordinal
+            if kind == _abi.TESSERA_DEVICE_KIND_CUDA:
+                dev, dl_device = torch.device("cuda", ordinal), (_dlpack.KDL_CUDA, ordinal)
+            elif kind == _abi.TESSERA_DEVICE_KIND_CPU:
+                dev, dl_device = torch.device("cpu"), (_dlpack.KDL_CPU, 0)
+            else:
+                self._torch_in = False
+                return None
+            spec = self._torch_in = ([getattr(torch, _TORCH_DL[v.dtype][0]) for v in self.inputs], dev, dl_device,
+                                     [_TORCH_DL[v.dtype][1:] for v in self.inputs])
+        want, dev = spec[0], spec[1]
+        tensor_type = torch.Tensor
+        for i, x in enumerate(inputs):
+            if not isinstance(x, tensor_type) or x.dtype is not want[i] or x.device != dev or \
+                    not x.is_contiguous() or x.numel() == 0:
+                return None
+        frames = self._tframes
+        try:
+            fr = frames.pop()
+        except IndexError:
+            with self._lock:
+                self._nframes += 1
+            fr = _Frame(self, spec[2], spec[3])
+        try:
+            if not self._ptr:
+                raise ClosedError("module is closed")
+            ptrs, shapes = fr.ptrs, fr.shapes
+            for i, x in enumerate(inputs):
+                address, shape = x.data_ptr(), tuple(x.shape)
+                if address != ptrs[i] or shape != shapes[i]:
+                    if len(shape) > _MAX_RANK:
+                        return None
+                    fr.import_input(i, address, shape, self._names[i])
+            opts = None
+            if asynchronous:
+                opts = _abi.tessera_run_options_t()
+                opts.struct_size = ctypes.sizeof(_abi.tessera_run_options_t)
+                opts.flags = _abi.TESSERA_RUN_ASYNC
+                opts = _byref(opts)
+            outs = fr.outs
+            st = _run_raw(self._mod_arg, opts, self._n_in_arg, fr.ins, self._n_out_arg, outs)
+            if st:
+                check(st, "run")
+            return self._export([outs[j] for j in range(self._n_out)], True)
         finally:
             frames.append(fr)
 
@@ -1158,14 +1239,14 @@ class Module:
             p, self._ptr = self._ptr, None
         # Calls in flight hold the old pointer: run() counts them in
         # _active, the fast path holds a frame out of the pool.
-        while self._active or self._nframes > len(self._frames):
+        while self._active or self._nframes > len(self._frames) + len(self._tframes):
             time.sleep(0.0005)
         self._release_frames()
         if p:
             lib.tessera_module_destroy(p)
 
     def _release_frames(self):
-        for fr in list(self._frames):
+        for fr in list(self._frames) + list(getattr(self, "_tframes", [])):
             fr.release()
 
     def __enter__(self):
