@@ -73,16 +73,17 @@ template <bool BF16> TSR_D void tsr_mma16816(float *c, const unsigned *a, unsign
 template <int ROWS> TSR_D unsigned tsr_swz(int r, int c) {
   return (unsigned)((c >> 3) * (ROWS * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4));
 }
-// Rows [row0, row0 + ROWS) of a dense [nrows][D] matrix into a swizzled
-// tile at shared address s; rows at or past nrows are zero-filled.
+// Rows [row0, row0 + ROWS) of a [nrows][D] matrix whose rows lie ld
+// elements apart (ld = D dense; H * D for a [S, H, D] operand) into a
+// swizzled tile at shared address s; rows at or past nrows are zero-filled.
 template <int D, int ROWS, int THREADS>
-TSR_D void tsr_load_tile(unsigned s, const unsigned short *g, long long row0, long long nrows, int tid) {
+TSR_D void tsr_load_tile(unsigned s, const unsigned short *g, long long row0, long long nrows, int tid, long long ld) {
   constexpr int C = D / 8;
 #pragma unroll
   for (int e = 0; e < ROWS * C / THREADS; ++e) {
     const int idx = tid + e * THREADS, r = idx / C, c = idx % C;
     const bool in = row0 + r < nrows;
-    tsr_cp_async16(s + tsr_swz<ROWS>(r, c), g + (in ? (row0 + r) * D + c * 8 : 0), in);
+    tsr_cp_async16(s + tsr_swz<ROWS>(r, c), g + (in ? (row0 + r) * ld + c * 8 : 0), in);
   }
 }
 
@@ -97,10 +98,10 @@ template <int N> TSR_D void tsr_zero(float (&a)[N][4]) {
 // cp.async.wait_group counts the same on every iteration).
 template <int D, int THREADS>
 TSR_D void tsr_load_kv(unsigned st, const unsigned short *k, const unsigned short *v, int t, int ntiles, long long sk,
-                       int tid) {
+                       int tid, long long ld) {
   if (t < ntiles) {
-    tsr_load_tile<D, 64, THREADS>(st, k, (long long)t * 64, sk, tid);
-    tsr_load_tile<D, 64, THREADS>(st + 64 * D * 2, v, (long long)t * 64, sk, tid);
+    tsr_load_tile<D, 64, THREADS>(st, k, (long long)t * 64, sk, tid, ld);
+    tsr_load_tile<D, 64, THREADS>(st + 64 * D * 2, v, (long long)t * 64, sk, tid, ld);
   }
   tsr_cp_commit();
 }
@@ -186,10 +187,10 @@ template <int NT, bool BF16> TSR_D void tsr_p_frag(const float (&s)[NT][4], int 
 }
 
 // Row sums across the quad, O / l rounded to the dtype (a row with every
-// key masked is 0 / 0 = NaN, as in the reference).
+// key masked is 0 / 0 = NaN, as in the reference); o's rows ld apart.
 template <int D, bool BF16>
 TSR_D void tsr_store_rows(unsigned short *__restrict__ o, float (&acc)[D / 8][4], float (&lrow)[2], long long row0,
-                          long long sq, int qd) {
+                          long long sq, int qd, long long ld) {
   float inv[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
@@ -201,9 +202,9 @@ TSR_D void tsr_store_rows(unsigned short *__restrict__ o, float (&acc)[D / 8][4]
   for (int d = 0; d < D / 8; ++d) {
     const int col = d * 8 + 2 * qd;
     if (row0 < sq)
-      *(unsigned *)(o + row0 * D + col) = tsr_pack2<BF16>(acc[d][0] * inv[0], acc[d][1] * inv[0]);
+      *(unsigned *)(o + row0 * ld + col) = tsr_pack2<BF16>(acc[d][0] * inv[0], acc[d][1] * inv[0]);
     if (row0 + 8 < sq)
-      *(unsigned *)(o + (row0 + 8) * D + col) = tsr_pack2<BF16>(acc[d][2] * inv[1], acc[d][3] * inv[1]);
+      *(unsigned *)(o + (row0 + 8) * ld + col) = tsr_pack2<BF16>(acc[d][2] * inv[1], acc[d][3] * inv[1]);
   }
 }
 
@@ -211,9 +212,9 @@ TSR_D void tsr_store_rows(unsigned short *__restrict__ o, float (&acc)[D / 8][4]
 // through shared memory at s; returns once the shared memory is free again.
 template <int D>
 TSR_D void tsr_load_q(unsigned s, const unsigned short *__restrict__ q, long long m0, long long sq, int tid,
-                      unsigned (&qf)[D / 16][4]) {
+                      long long ld, unsigned (&qf)[D / 16][4]) {
   const int lane = tid & 31, warp = tid >> 5;
-  tsr_load_tile<D, 128, 256>(s, q, m0, sq, tid);
+  tsr_load_tile<D, 128, 256>(s, q, m0, sq, tid, ld);
   tsr_cp_commit();
   tsr_cp_wait<0>();
   __syncthreads();
@@ -236,30 +237,32 @@ template <bool CAUSAL> TSR_D int tsr_key_tiles(long long sk, long long m0) {
 TSR_D unsigned tsr_smem_base() { return (tsr_smem_addr(tsr_dsmem) + 1023u) & ~1023u; }
 
 // One block: query rows [m0, m0 + 128) of one batch point, on mma.sync.
-// q/o: [sq][D], k/v: [sk][D]; mask (MASK) already offset to the batch point,
+// q/o: [sq][D], k/v: [sk][D], rows ld elements apart (D, or H * D for the
+// [S, H, D] layout); mask (MASK) already offset to the batch point,
 // element (i, j) at i * msq + j * msk. K/V tiles of 64 keys stream through
 // STAGES buffers (stage s: K at s * 2 * TILE, V right after).
 template <int D, int STAGES, bool BF16, bool CAUSAL, bool MASK>
 TSR_D void tsr_flash_fwd(const unsigned short *__restrict__ q, const unsigned short *__restrict__ k,
                          const unsigned short *__restrict__ v, unsigned short *__restrict__ o,
                          const unsigned short *__restrict__ mask, long long msq, long long msk, long long sq,
-                         long long sk, long long m0, float scale_log2) {
+                         long long sk, long long m0, float scale_log2, long long ld) {
   constexpr int BN = 64, THREADS = 256, KT = D / 16, NT = BN / 8, DT = D / 8;
   constexpr unsigned TILE = BN * D * 2;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, qd = lane & 3;
   const unsigned sbase = tsr_smem_base();
   unsigned qf[KT][4];
-  tsr_load_q<D>(sbase, q, m0, sq, tid, qf);
+  tsr_load_q<D>(sbase, q, m0, sq, tid, ld, qf);
   const int ntiles = tsr_key_tiles<CAUSAL>(sk, m0);
 #pragma unroll
   for (int s = 0; s < STAGES - 1; ++s)
-    tsr_load_kv<D, THREADS>(sbase + s * 2 * TILE, k, v, s, ntiles, sk, tid);
+    tsr_load_kv<D, THREADS>(sbase + s * 2 * TILE, k, v, s, ntiles, sk, tid, ld);
   float acc[DT][4];
   tsr_zero(acc);
   float mrow[2] = {__int_as_float(0xff800000), __int_as_float(0xff800000)}, lrow[2] = {0.f, 0.f};
   const long long wrow = m0 + warp * 16, row0 = wrow + (lane >> 2);
   for (int t = 0; t < ntiles; ++t) {
-    tsr_load_kv<D, THREADS>(sbase + ((t + STAGES - 1) % STAGES) * 2 * TILE, k, v, t + STAGES - 1, ntiles, sk, tid);
+    tsr_load_kv<D, THREADS>(sbase + ((t + STAGES - 1) % STAGES) * 2 * TILE, k, v, t + STAGES - 1, ntiles, sk, tid,
+                            ld);
     tsr_cp_wait<STAGES - 1>();
     __syncthreads();
     const unsigned sK = sbase + (t % STAGES) * 2 * TILE, sV = sK + TILE;
@@ -297,7 +300,7 @@ TSR_D void tsr_flash_fwd(const unsigned short *__restrict__ q, const unsigned sh
     __syncthreads(); // the stage read here is refilled STAGES - 1 iterations on
   }
   tsr_cp_wait<0>();
-  tsr_store_rows<D, BF16>(o, acc, lrow, row0, sq, qd);
+  tsr_store_rows<D, BF16>(o, acc, lrow, row0, sq, qd, ld);
 }
 #endif
 )CUDA";
@@ -372,14 +375,14 @@ template <int D, bool BF16, bool CAUSAL, bool MASK, bool OVERLAP>
 TSR_D void tsr_flash_fwd_wgmma(const unsigned short *__restrict__ q, const unsigned short *__restrict__ k,
                                const unsigned short *__restrict__ v, unsigned short *__restrict__ o,
                                const unsigned short *__restrict__ mask, long long msq, long long msk, long long sq,
-                               long long sk, long long m0, float scale_log2) {
+                               long long sk, long long m0, float scale_log2, long long ld) {
   constexpr int BN = 64, THREADS = 256, STAGES = OVERLAP ? 4 : 3, KT = D / 16, NT = BN / 8, DT = D / 8,
                 PT = BN / 16;
   constexpr unsigned TILE = BN * D * 2;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, qd = lane & 3;
   const unsigned sbase = tsr_smem_base();
   unsigned qf[KT][4];
-  tsr_load_q<D>(sbase, q, m0, sq, tid, qf);
+  tsr_load_q<D>(sbase, q, m0, sq, tid, ld, qf);
   const int ntiles = tsr_key_tiles<CAUSAL>(sk, m0);
   const long long wrow = m0 + warp * 16, row0 = wrow + (lane >> 2);
   float acc[DT][4];
@@ -387,7 +390,7 @@ TSR_D void tsr_flash_fwd_wgmma(const unsigned short *__restrict__ q, const unsig
   float mrow[2] = {__int_as_float(0xff800000), __int_as_float(0xff800000)}, lrow[2] = {0.f, 0.f}, alpha[2];
   if (ntiles > 0) {
     auto stage = [&](int t) { return sbase + (unsigned)(t % STAGES) * 2 * TILE; };
-    auto load = [&](int t) { tsr_load_kv<D, THREADS>(stage(t), k, v, t, ntiles, sk, tid); };
+    auto load = [&](int t) { tsr_load_kv<D, THREADS>(stage(t), k, v, t, ntiles, sk, tid, ld); };
     auto qk = [&](float (&s)[NT][4], int t) {
       tsr_zero(s);
       tsr_wg_qk<D, BF16>(s, qf, stage(t));
@@ -485,7 +488,7 @@ TSR_D void tsr_flash_fwd_wgmma(const unsigned short *__restrict__ q, const unsig
     tsr_fence_regs(acc);
   }
   tsr_cp_wait<0>();
-  tsr_store_rows<D, BF16>(o, acc, lrow, row0, sq, qd);
+  tsr_store_rows<D, BF16>(o, acc, lrow, row0, sq, qd, ld);
 }
 #endif
 )CUDA";
@@ -520,9 +523,13 @@ std::string wgmmaHelpers() {
 
 // Extra parameter slots (after operands and symbols).
 enum Extra : size_t { kBatch = 0, kSq, kSk, kD, kDv, kMaskRow, kMaskCol, kFixedExtras };
-// Then per batch dim i: extent at kFixedExtras + 2i, mask stride at + 1.
+// Then per batch dim i (in the computation's order [batch..., H]): extent at
+// kFixedExtras + 2i, mask stride at + 1; then, for layout=bshd, H (headsExtra).
 
 size_t batchDims(const Kernel &k) { return k.operands[0].shape.size() - 2; }
+bool bshd(const Kernel &k) { return k.attention.layout == AttentionLayout::Bshd; }
+size_t headsExtra(const Kernel &k) { return kFixedExtras + 2 * batchDims(k); }
+size_t extraCount(const Kernel &k) { return headsExtra(k) + (bshd(k) ? 1 : 0); }
 
 std::string hexFloat(double v) {
   char buf[64];
@@ -532,6 +539,7 @@ std::string hexFloat(double v) {
 
 struct Shapes {
   int64_t batch = 1, sq = 0, sk = 0, d = 0, dv = 0, maskRow = 0, maskCol = 0;
+  int64_t heads = 1; // H of a bshd kernel (row stride H * D), else 1
   std::vector<int64_t> batchExtent, maskBatchStride;
 };
 
@@ -543,8 +551,11 @@ Shapes evalShapes(const Kernel &k, const int64_t *symbols) {
     return v;
   };
   Shapes s;
-  std::vector<int64_t> q = dims(0), kd = dims(1), v = dims(2);
+  // The computation's order [batch..., S, D] (a bshd operand's H a batch dim).
+  std::vector<int64_t> q = k.attentionDims(0, dims(0)), kd = k.attentionDims(1, dims(1)),
+                       v = k.attentionDims(2, dims(2));
   size_t r = q.size();
+  s.heads = bshd(k) ? q[r - 3] : 1;
   for (size_t i = 0; i + 2 < r; ++i) {
     s.batch *= std::max<int64_t>(0, q[i]);
     s.batchExtent.push_back(q[i]);
@@ -603,6 +614,8 @@ public:
     x("msq", kMaskRow);
     x("msk", kMaskCol);
     out_ << "  (void)batch; (void)hd; (void)hdv; (void)msq; (void)msk;\n";
+    if (bshd(k_))
+      x("heads", headsExtra(k_));
   }
 
   // `mbase` = offset of batch point `b` in the (broadcast) mask.
@@ -635,6 +648,20 @@ public:
     out_ << "  for (long long row = (long long)blockIdx.x * 4 + (threadIdx.x >> 5); row < rows;\n"
             "       row += (long long)gridDim.x * 4) {\n";
     out_ << "    const long long b = row / sq, i = row % sq; (void)i;\n";
+    // Element indices: q[d] and out[e] of row i, k[d] of key j, v's row
+    // j0 + t. Dense (bhsd) rows follow each other; layout=bshd: batch point
+    // b = bo * H + hh, rows H * D apart from column hh * D of bo's block.
+    const bool strided = bshd(k_);
+    if (strided)
+      out_ << "    const long long bo = b / heads, hh = b % heads;\n"
+              "    const long long qo = ((bo * sq + i) * heads + hh) * hd, ko = (bo * sk * heads + hh) * hd, "
+              "kst = heads * hd;\n"
+              "    const long long vo = (bo * sk * heads + hh) * hdv, vst = heads * hdv, "
+              "oo = ((bo * sq + i) * heads + hh) * hdv;\n";
+    const std::string qIdx = strided ? "q[qo + d]" : "q[row * hd + d]",
+                      kIdx = strided ? "k[ko + j * kst + d]" : "k[(b * sk + j) * hd + d]",
+                      vRow = strided ? "vo + (j0 + t) * vst" : "(b * sk + j0 + t) * hdv",
+                      oIdx = strided ? "o[oo + e]" : "o[row * hdv + e]";
     maskBase("    ", "b");
     out_ << "    const long long kend = " << (k_.attention.causal ? "(i + 1 < sk ? i + 1 : sk)" : "sk") << ";\n";
     out_ << "    for (long long e0 = 0; e0 < hdv; e0 += 128) {\n";
@@ -644,8 +671,7 @@ public:
     out_ << "        " << A << " s = -" << ninf << ";\n";
     out_ << "        if (j < kend) {\n";
     out_ << "          " << A << " dot = 0;\n";
-    out_ << "          for (long long d = 0; d < hd; ++d) dot += " << dec("q[row * hd + d]") << " * "
-         << dec("k[(b * sk + j) * hd + d]") << ";\n";
+    out_ << "          for (long long d = 0; d < hd; ++d) dot += " << dec(qIdx) << " * " << dec(kIdx) << ";\n";
     out_ << "          s = dot * scale;\n";
     if (k_.attentionMask() >= 0)
       out_ << "          s += " << dec("mask[mbase + i * msq + j * msk]") << ";\n";
@@ -667,7 +693,7 @@ public:
     out_ << "#pragma unroll\n        for (int r = 0; r < 4; ++r) acc[r] *= alpha;\n";
     out_ << "        for (int t = 0; t < cnt; ++t) {\n";
     out_ << "          const " << A << " pt = __shfl_sync(0xffffffffu, p, t);\n";
-    out_ << "          const long long vr = (b * sk + j0 + t) * hdv;\n";
+    out_ << "          const long long vr = " << vRow << ";\n";
     out_ << "#pragma unroll\n          for (int r = 0; r < 4; ++r) {\n";
     out_ << "            const long long e = e0 + r * 32 + lane;\n";
     out_ << "            if (e < hdv) acc[r] += pt * " << dec("v[vr + e]") << ";\n";
@@ -676,7 +702,7 @@ public:
     out_ << "      }\n";
     out_ << "#pragma unroll\n      for (int r = 0; r < 4; ++r) {\n";
     out_ << "        const long long e = e0 + r * 32 + lane;\n";
-    out_ << "        if (e < hdv) o[row * hdv + e] = "
+    out_ << "        if (e < hdv) " << oIdx << " = "
          << encodeElement("acc[r] / l", f64 ? TESSERA_DTYPE_F64 : TESSERA_DTYPE_F32, dt)
          << ";\n";
     out_ << "      }\n";
@@ -700,17 +726,31 @@ public:
     out_ << "  if (b >= batch) return;\n";
     maskBase("  ", "b");
     double scaleLog2 = k_.attention.scale * 1.4426950408889634;
+    // Batch point b's q/k/v/out and their row stride: dense [S, D] blocks
+    // (bhsd), or, for layout=bshd (b = bo * H + hh), column hh * D of the
+    // [S, H * D] block of bo, rows H * D apart.
+    const std::string D = std::to_string(f.headDim);
+    std::string qb, kb, ld;
+    if (bshd(k_)) {
+      out_ << "  const long long bo = b / heads, hh = b % heads;\n";
+      qb = "(bo * sq * heads + hh) * " + D;
+      kb = "(bo * sk * heads + hh) * " + D;
+      ld = "heads * " + D;
+    } else {
+      qb = "b * sq * " + D;
+      kb = "b * sk * " + D;
+      ld = D;
+    }
     out_ << "  ";
     if (f.wgmma)
       out_ << "tsr_flash_fwd_wgmma<" << f.headDim << ", ";
     else
       out_ << "tsr_flash_fwd<" << f.headDim << ", " << f.tile.stages << ", ";
     out_ << (f.bf16 ? "true" : "false") << ", " << (k_.attention.causal ? "true" : "false") << ", "
-         << (mask >= 0 ? "true" : "false") << (f.wgmma ? (f.overlapped ? ", true" : ", false") : "")
-         << ">(q + b * sq * " << f.headDim << ", k + b * sk * " << f.headDim
-         << ", v + b * sk * " << f.headDim << ", o + b * sq * " << f.headDim << ", "
-         << (mask >= 0 ? "mask + mbase" : "nullptr") << ", msq, msk, sq, sk, tile * " << f.tile.rows << ", (float)"
-         << hexFloat(scaleLog2) << ");\n";
+         << (mask >= 0 ? "true" : "false") << (f.wgmma ? (f.overlapped ? ", true" : ", false") : "") << ">(q + " << qb
+         << ", k + " << kb << ", v + " << kb << ", o + " << qb << ", " << (mask >= 0 ? "mask + mbase" : "nullptr")
+         << ", msq, msk, sq, sk, tile * " << f.tile.rows << ", (float)" << hexFloat(scaleLog2) << ", " << ld
+         << ");\n";
     out_ << "}\n\n";
   }
 
@@ -771,7 +811,7 @@ bool emitAttention(const Program &program, size_t kernel, const CodegenOptions &
   plan->gemm.usable = f.usable;
   plan->gemm.why = f.why;
   plan->hasReduce = true;
-  plan->extraSlots = kFixedExtras + 2 * batchDims(k);
+  plan->extraSlots = extraCount(k);
   plan->numSlots = k.operands.size() + program.symbols.size() + plan->extraSlots;
   AttentionEmitter em(program, kernel, *plan, out);
   em.emitGeneric(plan->function(LaunchMode::Thread));
@@ -798,6 +838,8 @@ bool planAttentionLaunch(const Program &program, size_t kernel, const KernelPlan
     cfg.extras.push_back(s.batchExtent[i]);
     cfg.extras.push_back(s.maskBatchStride[i]);
   }
+  if (bshd(k))
+    cfg.extras.push_back(s.heads);
   if (s.batch <= 0 || s.sq <= 0 || s.dv <= 0) {
     cfg.empty = true;
     *out = cfg;

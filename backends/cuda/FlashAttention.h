@@ -32,7 +32,13 @@
 //
 // Both take the operands, the symbols and extras (launch-time sizes: batch,
 // Sq, Sk, D, Dv, mask row/col strides, then per batch dim its extent and the
-// mask's stride) in the usual 64-bit parameter slots.
+// mask's stride, then H for layout=bshd) in the usual 64-bit parameter slots.
+//
+// layout=bshd (schedule_ir.h; fusion's head split folded into the kernel):
+// q, k, v, out stored [batch..., S, H, D]. Batch points run over
+// [batch..., H] as for the dense layout; point b = bo * H + hh starts at
+// element (bo * S * H + hh) * D and its rows lie H * D apart (the flash
+// path's row stride `ld`, a literal D for the dense layout).
 #ifndef TESSERA_BACKENDS_CUDA_FLASHATTENTION_H
 #define TESSERA_BACKENDS_CUDA_FLASHATTENTION_H
 

@@ -579,6 +579,17 @@ private:
   std::map<ValueId, size_t> tailOfHeavy_;  // epilogue tail -> heavy op index
   std::map<ValueId, std::vector<size_t>> chainOps_; // epilogue tail -> absorbed ops
   std::vector<bool> splat_;                // per value: splat constant
+  // Attention ops whose head split and merge fold into the kernel
+  // (layout=bshd, plan()): per op index, the [B, S, H, D] values its q, k, v
+  // transposes read, the head merge transpose and the value the kernel
+  // stores (that transpose, or the last of a single-use reshape chain after it).
+  struct HeadFold {
+    std::vector<ValueId> inputs;
+    ValueId merged = 0, tail = 0;
+    std::vector<std::string> folded; // Graph IR ops folded in, for the binding table
+  };
+  std::map<size_t, HeadFold> headFold_;
+  std::map<ValueId, size_t> attentionTail_; // stored value -> attention op index
 
   const ir::Operation &defOp(ValueId v) const { return fn_.ops[static_cast<size_t>(fn_.value(v).definingOp)]; }
   bool isOpResult(ValueId v) const { return fn_.value(v).definingOp >= 0; }
@@ -593,6 +604,9 @@ private:
 
   // Planning.
   Error plan();
+  void planHeadFolds();
+  std::optional<ValueId> headTransposeOperand(ValueId v) const;
+  ValueId denseBuffer(ValueId v) const;
   bool loadable(ValueId v) const;
   int64_t inlineCost(ValueId v, std::map<ValueId, int64_t> &memo) const;
   std::vector<size_t> lastComputedAt() const;
@@ -806,6 +820,96 @@ bool Lowering::storingHoldsLess(ValueId v, const std::vector<size_t> &at) {
   return held > bytes(v);
 }
 
+// The operand of `v` = transpose(x) {perm = [0, 2, 1, 3]} with x of rank 4
+// (a head split [B, S, H, D] -> [B, H, S, D], or the merge back), if it is one.
+std::optional<ValueId> Lowering::headTransposeOperand(ValueId v) const {
+  if (!isOpResult(v))
+    return std::nullopt;
+  const ir::Operation &op = defOp(v);
+  if (op.kind != OpKind::Transpose || op.operands.size() != 1 || dimsOf(op.operands[0]).size() != 4 ||
+      op.attrs.getInts("perm").value_or(std::vector<int64_t>{}) != std::vector<int64_t>{0, 2, 1, 3} ||
+      fn_.typeOf(op.operands[0]).dtype != fn_.typeOf(v).dtype)
+    return std::nullopt;
+  return op.operands[0];
+}
+
+// The materialized value whose buffer holds `v` in dense row-major order:
+// v itself, or the first materialized value under a chain of reshapes (a
+// reshape of a dense buffer is the same bytes). v itself when there is none.
+ValueId Lowering::denseBuffer(ValueId v) const {
+  ValueId b = v;
+  while (!mat_[b] && isOpResult(b) && defOp(b).kind == OpKind::Reshape)
+    b = defOp(b).operands[0];
+  return mat_[b] ? b : v;
+}
+
+// Attention head layouts (docs/compiler.md, schedule_ir.h layout=bshd). An
+// attention op whose q, k and v are each transpose(x) {perm = [0, 2, 1, 3]}
+// of a rank-4 x (used by nothing else, not returned) and whose result's only
+// use is that same transpose back reads the x's and writes the merged
+// [B, S, H, Dv] value itself: the kernel gets layout=bshd, its q/k/v bound
+// to the buffers the x's are reshapes of (the projections' outputs), its out
+// to the buffer of the merge transpose or of the single-use reshape chain
+// after it (the head merge [B, S, H, Dv] -> [B, S, H * Dv]), so neither the
+// three split transposes nor the merge is a kernel. Anything else keeps the
+// dense [B, H, S, D] operands. Runs after the other planning decisions.
+void Lowering::planHeadFolds() {
+  for (size_t i = 0; i < fn_.ops.size(); ++i) {
+    const ir::Operation &op = fn_.ops[i];
+    if (op.kind != OpKind::Attention || op.operands.size() < 3 || op.results.size() != 1)
+      continue;
+    HeadFold f;
+    bool ok = true;
+    for (size_t j = 0; j < 3 && ok; ++j) {
+      ValueId t = op.operands[j];
+      std::optional<ValueId> x = headTransposeOperand(t);
+      ok = x && !returned_[t] &&
+           std::all_of(users_[t].begin(), users_[t].end(), [&](size_t u) { return u == i; }) &&
+           (op.operands.size() < 4 || op.operands[3] != t);
+      if (ok) {
+        f.inputs.push_back(*x);
+        f.folded.push_back(defOp(t).name());
+      }
+    }
+    ValueId a = op.results[0];
+    if (!ok || returned_[a] || users_[a].size() != 1)
+      continue;
+    f.merged = fn_.ops[users_[a][0]].results.empty() ? a : fn_.ops[users_[a][0]].results[0];
+    if (headTransposeOperand(f.merged) != std::optional<ValueId>(a))
+      continue;
+    f.folded.push_back(op.name());
+    f.folded.push_back(defOp(f.merged).name());
+    f.tail = f.merged;
+    std::vector<ValueId> chain{f.merged};
+    while (!returned_[f.tail] && users_[f.tail].size() == 1) {
+      const ir::Operation &u = fn_.ops[users_[f.tail][0]];
+      if (u.kind != OpKind::Reshape || u.results.size() != 1 ||
+          fn_.typeOf(u.results[0]).dtype != fn_.typeOf(f.tail).dtype)
+        break;
+      f.tail = u.results[0];
+      chain.push_back(f.tail);
+      f.folded.push_back(u.name());
+    }
+    // Commit: the split transposes and the attention result lose their
+    // buffers, the x's are read where they lie (stored first if nothing
+    // under them is), and the tail is what the attention kernel stores.
+    for (size_t j = 0; j < 3; ++j)
+      mat_[op.operands[j]] = false;
+    for (ValueId x : f.inputs) {
+      ValueId b = x;
+      while (!mat_[b] && isOpResult(b) && defOp(b).kind == OpKind::Reshape)
+        b = defOp(b).operands[0];
+      mat_[b] = true;
+    }
+    mat_[a] = false;
+    for (ValueId c : chain)
+      mat_[c] = false;
+    mat_[f.tail] = true;
+    attentionTail_[f.tail] = i;
+    headFold_[i] = std::move(f);
+  }
+}
+
 Error Lowering::plan() {
   size_t n = fn_.values.size();
   users_.assign(n, {});
@@ -942,6 +1046,9 @@ Error Lowering::plan() {
       }
     }
   }
+
+  if (opt_.fuse)
+    planHeadFolds();
 
   // Bindings for materialized values.
   for (size_t i = 0; i < fn_.ops.size(); ++i) {
@@ -1933,14 +2040,21 @@ Error Lowering::buildHeavyKernel(size_t opIndex, ValueId tail) {
 // An attention op kept whole: operands q, k, v, [mask] (all buffers, see
 // plan()) and the result, in that fixed order (repeats allowed: q = k = v is
 // three operands bound to one buffer), plus the op's scale and causal flag.
+//
+// With a head fold (planHeadFolds), layout=bshd: q, k, v are the [B, S, H, D]
+// values the split transposes read, bound to the buffers they are reshapes
+// of, and out is the merged [B, S, H, Dv] value, bound to the fold's tail.
 Error Lowering::buildAttentionKernel(size_t opIndex) {
   const ir::Operation &op = fn_.ops[opIndex];
-  ValueId r = op.results[0];
+  auto fold = headFold_.find(opIndex);
+  const HeadFold *hf = fold == headFold_.end() ? nullptr : &fold->second;
+  ValueId r = hf ? hf->tail : op.results[0];
   const ir::TensorType &rtype = fn_.typeOf(r);
   KernelBuilder kb;
   kb.k.kind = schedule::Kernel::Kind::Attention;
-  auto addOperand = [&](ValueId v, schedule::OperandRole role) -> Error {
-    if (!src_[v])
+  // Operand of v's dims, bound to the buffer of `buffer`.
+  auto addOperand = [&](ValueId v, ValueId buffer, schedule::OperandRole role) -> Error {
+    if (!src_[buffer])
       return internalError("attention operand %" + fn_.value(v).name + " has no buffer");
     Expected<std::vector<IE>> shape = dimsIndex(dimsOf(v));
     if (!shape)
@@ -1950,24 +2064,29 @@ Error Lowering::buildAttentionKernel(size_t opIndex) {
     o.dtype = toSir(fn_.typeOf(v).dtype);
     o.shape = shape.take();
     kb.k.operands.push_back(std::move(o));
-    kb.plan.operands.push_back(*src_[v]);
+    kb.plan.operands.push_back(*src_[buffer]);
     return Error::success();
   };
-  for (ValueId o : op.operands)
-    if (Error e = addOperand(o, schedule::OperandRole::In))
+  for (size_t j = 0; j < op.operands.size(); ++j) {
+    ValueId o = hf && j < 3 ? hf->inputs[j] : op.operands[j];
+    if (Error e = addOperand(o, hf && j < 3 ? denseBuffer(o) : o, schedule::OperandRole::In))
       return e;
+  }
   if (rtype.dtype != computeType(rtype.dtype)) {
     ir::Rounding rm = rtype.policy.rounding;
     if (rm != ir::Rounding::NearestEven && rm != ir::Rounding::Stochastic)
       return unsupported(op, std::string("rounding mode '") + ir::roundingName(rm) +
                                  "' on a narrowing store (Schedule IR v1 stores round to nearest even)");
   }
-  if (Error e = addOperand(r, schedule::OperandRole::Out))
+  ValueId outValue = hf ? hf->merged : r;
+  if (Error e = addOperand(outValue, r, schedule::OperandRole::Out))
     return e;
-  Expected<std::vector<IE>> par = dimsIndex(rtype.dims);
+  Expected<std::vector<IE>> par = dimsIndex(dimsOf(outValue));
   if (!par)
     return par.takeError();
   kb.k.parallel = par.take();
+  if (hf)
+    kb.k.attention.layout = schedule::AttentionLayout::Bshd;
   const ir::TensorType &q = fn_.typeOf(op.operands[0]);
   if (const ir::Attribute *a = op.attrs.find("scale")) {
     kb.k.attention.scale = a->getFloat();
@@ -1980,7 +2099,10 @@ Error Lowering::buildAttentionKernel(size_t opIndex) {
   if (!std::isfinite(kb.k.attention.scale))
     return invalid(op, "'scale' must be finite");
   kb.k.attention.causal = op.attrs.getBool("causal", false);
-  kb.plan.fusedOps.push_back(op.name());
+  if (hf)
+    kb.plan.fusedOps = hf->folded;
+  else
+    kb.plan.fusedOps.push_back(op.name());
   finishKernel(kb, op.name());
   out_.schedule.kernels.back().knobs.clear(); // no loop nest to tune with the generic knobs
   // A result returned in several slots: the kernel writes the first; a copy
@@ -2035,7 +2157,9 @@ Expected<FusedProgram> Lowering::run() {
       if (!mat_[r] || (op.kind == OpKind::Constant && !splat_[r]))
         continue;
       Error e;
-      if (op.kind == OpKind::Attention)
+      if (auto at = attentionTail_.find(r); at != attentionTail_.end())
+        e = buildAttentionKernel(at->second);
+      else if (op.kind == OpKind::Attention)
         e = buildAttentionKernel(i);
       else if (auto it = tailOfHeavy_.find(r); it != tailOfHeavy_.end())
         e = buildHeavyKernel(it->second, r);

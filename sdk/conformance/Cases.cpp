@@ -196,6 +196,56 @@ std::vector<ProgramCase> programCases() {
                      "tensor<B x 2 x S x 64 x {T}> {\n"
                      "  %y = attention(%q, %k, %v, %m) {causal = true, scale = 0.0625}\n  return %y\n}\n",
                      {}, {{{"B", 2}, {"S", 33}, {"T", 70}}, {{"B", 1}, {"S", 70}, {"T", 33}}})));
+  // Compiled at opt level 2 (fusion on), where the fold happens.
+  auto fused = [](ProgramCase pc) {
+    pc.optLevel = 2;
+    return pc;
+  };
+  // Attention reached through a head split (reshape [B, S, H * D] ->
+  // [B, S, H, D], transpose [0, 2, 1, 3]) and merged back: plugins that take
+  // attention whole get one kernel reading and writing [B, S, H, D]
+  // (layout=bshd, docs/compiler.md); the rest decompose it. Non-causal at
+  // head dim 64 (H = 2, width a constant), causal at head dim 128 with the
+  // width and heads fixed at compile time (the transformer block's form),
+  // and cross attention (Sq != Sk) with a mask broadcast over heads.
+  c.push_back(fused(narrowScaled(simple("ops/attention_head_split", kFloats,
+                     "func @main(%q: tensor<B x S x 128 x {T}>, %k: tensor<B x S x 128 x {T}>, "
+                     "%v: tensor<B x S x 128 x {T}>) -> tensor<B x S x 128 x {T}> {\n"
+                     "  %q4 = reshape(%q) : tensor<B x S x 2 x 64 x {T}>\n"
+                     "  %k4 = reshape(%k) : tensor<B x S x 2 x 64 x {T}>\n"
+                     "  %v4 = reshape(%v) : tensor<B x S x 2 x 64 x {T}>\n"
+                     "  %qh = transpose(%q4) {perm = [0, 2, 1, 3]}\n"
+                     "  %kh = transpose(%k4) {perm = [0, 2, 1, 3]}\n"
+                     "  %vh = transpose(%v4) {perm = [0, 2, 1, 3]}\n"
+                     "  %a = attention(%qh, %kh, %vh)\n"
+                     "  %at = transpose(%a) {perm = [0, 2, 1, 3]}\n"
+                     "  %y = reshape(%at) : tensor<B x S x 128 x {T}>\n  return %y\n}\n",
+                     {}, attnS))));
+  c.push_back(fused(narrowScaled(simple("ops/attention_head_split_causal", {"f32", "f16", "bf16"},
+                     "func @main(%q: tensor<B x S x D x {T}>, %k: tensor<B x S x D x {T}>, "
+                     "%v: tensor<B x S x D x {T}>) -> tensor<B x S x D x {T}> {\n"
+                     "  %q4 = reshape(%q) : tensor<B x S x H x D/H x {T}>\n"
+                     "  %k4 = reshape(%k) : tensor<B x S x H x D/H x {T}>\n"
+                     "  %v4 = reshape(%v) : tensor<B x S x H x D/H x {T}>\n"
+                     "  %qh = transpose(%q4) {perm = [0, 2, 1, 3]}\n"
+                     "  %kh = transpose(%k4) {perm = [0, 2, 1, 3]}\n"
+                     "  %vh = transpose(%v4) {perm = [0, 2, 1, 3]}\n"
+                     "  %a = attention(%qh, %kh, %vh) {causal = true}\n"
+                     "  %at = transpose(%a) {perm = [0, 2, 1, 3]}\n"
+                     "  %y = reshape(%at) : tensor<B x S x D x {T}>\n  return %y\n}\n",
+                     {}, {{{"B", 1}, {"S", 5}}, {{"B", 2}, {"S", 130}}}, 0, "D=256,H=2"))));
+  c.push_back(fused(narrowScaled(simple("ops/attention_head_split_cross_mask", {"f32", "bf16"},
+                     "func @main(%q: tensor<B x S x 2 x 64 x {T}>, %k: tensor<B x T x 128 x {T}>, "
+                     "%v: tensor<B x T x 128 x {T}>, %m: tensor<B x 1 x S x T x {T}>) -> "
+                     "tensor<B x S x 2 x 64 x {T}> {\n"
+                     "  %k4 = reshape(%k) : tensor<B x T x 2 x 64 x {T}>\n"
+                     "  %v4 = reshape(%v) : tensor<B x T x 2 x 64 x {T}>\n"
+                     "  %qh = transpose(%q) {perm = [0, 2, 1, 3]}\n"
+                     "  %kh = transpose(%k4) {perm = [0, 2, 1, 3]}\n"
+                     "  %vh = transpose(%v4) {perm = [0, 2, 1, 3]}\n"
+                     "  %a = attention(%qh, %kh, %vh, %m) {scale = 0.0625}\n"
+                     "  %y = transpose(%a) {perm = [0, 2, 1, 3]}\n  return %y\n}\n",
+                     {}, {{{"B", 2}, {"S", 33}, {"T", 70}}, {{"B", 1}, {"S", 130}, {"T", 17}}}))));
   c.push_back(narrowScaled(simple("ops/attention_dv", {"f32", "bf16"},
                      "func @main(%q: tensor<B x S x 32 x {T}>, %k: tensor<B x S x 32 x {T}>, "
                      "%v: tensor<B x S x 16 x {T}>) -> tensor<B x S x 16 x {T}> {\n"

@@ -25,6 +25,10 @@ struct ProgramCase {
   // 2^-n: a backend that decomposes the op rounds its intermediates (e.g.
   // attention's scores) to the dtype, an error that grows with their size.
   int narrowScaleLog2 = 0;
+  // tessera_compile_options_t.opt_level the case compiles at. The suite's
+  // cases compile at 0 (no fusion: each op its own kernel); cases about what
+  // fusion does (attention's head split folded into the kernel) ask for 2.
+  uint32_t optLevel = 0;
 };
 
 // Every op of the op set and the fused patterns (Cases.cpp).

@@ -359,9 +359,10 @@ private:
 
   // Compiles `text` for the device; Unsupported/Fail results carry the reason.
   Result compile(const std::string &text, const std::string &bind, ModulePtr &out,
-                 const tessera_compile_target_t *targetOverride = nullptr) {
+                 const tessera_compile_target_t *targetOverride = nullptr, uint32_t optLevel = 0) {
     tessera_compile_options_t options{};
     options.struct_size = sizeof(options);
+    options.opt_level = optLevel;
     options.bind = bind.empty() ? nullptr : bind.c_str();
     tessera_compile_target_t target{};
     target.struct_size = TESSERA_COMPILE_TARGET_STRUCT_SIZE;
@@ -442,11 +443,11 @@ private:
   // op boundary compounds over a whole model; elementwise bounds suit one op).
   Result runAgainstReference(const std::string &text, const std::string &compileBind, const std::vector<InputKind> &kinds,
                              int64_t indexBound, const std::vector<std::map<std::string, int64_t>> &bindings,
-                             bool wholeProgram = false, int narrowScaleLog2 = 0) {
+                             bool wholeProgram = false, int narrowScaleLog2 = 0, uint32_t optLevel = 0) {
     if (!device_)
       return needDevice();
     ModulePtr module;
-    Result r = compile(text, compileBind, module);
+    Result r = compile(text, compileBind, module, nullptr, optLevel);
     if (r.outcome != Outcome::Pass)
       return r;
     tessera_program_t *rawProgram = nullptr;
@@ -565,7 +566,7 @@ private:
 
   Result programCase(const ProgramCase &c, const std::string &dtype) {
     return runAgainstReference(substitute(c.text, dtype), c.compileBind, c.inputs, c.indexBound, c.bindings, false,
-                               c.narrowScaleLog2);
+                               c.narrowScaleLog2, c.optLevel);
   }
 
   Result fileCase(const std::string &file, const std::string &bind) {

@@ -106,6 +106,10 @@ int opArity(Op op) {
 
 const char *reduceKindName(ReduceKind kind) { return kReduceNames[static_cast<int>(kind)]; }
 
+const char *attentionLayoutName(AttentionLayout layout) {
+  return layout == AttentionLayout::Bshd ? "bshd" : "bhsd";
+}
+
 const char *kernelKindName(Kernel::Kind kind) {
   switch (kind) {
   case Kernel::Kind::Matmul: return "matmul";
@@ -266,7 +270,7 @@ std::string printProgram(const Program &program) {
     out << "  parallel " << printList(k.parallel) << "\n";
     if (k.kind == Kernel::Kind::Attention)
       out << "  attention scale=" << formatNumber(k.attention.scale) << " causal=" << (k.attention.causal ? 1 : 0)
-          << "\n";
+          << (k.attention.layout == AttentionLayout::Bshd ? " layout=bshd" : "") << "\n";
     if (!k.knobs.empty()) {
       out << "  knobs";
       for (const auto &[key, value] : k.knobs) {
@@ -678,6 +682,16 @@ private:
       if (causal != 0 && causal != 1)
         return fail("causal must be 0 or 1");
       k.attention.causal = causal == 1;
+      // Optional: layout=<bhsd|bshd> (bhsd when absent).
+      if (isIdent("layout")) {
+        advance();
+        if (!expectPunct("="))
+          return false;
+        if (isIdent("bhsd")) k.attention.layout = AttentionLayout::Bhsd;
+        else if (isIdent("bshd")) k.attention.layout = AttentionLayout::Bshd;
+        else return fail("attention layout must be 'bhsd' or 'bshd', found " + describe());
+        advance();
+      }
     }
     if (isIdent("knobs")) {
       advance();
@@ -842,21 +856,27 @@ std::string checkAttention(const Kernel &k) {
   }
   if (!std::isfinite(k.attention.scale))
     return "attention scale must be finite";
-  const std::vector<IndexExpr> &q = k.operands[0].shape, &kk = k.operands[1].shape, &v = k.operands[2].shape,
-                               &o = k.operands[n - 1].shape;
+  const bool bshd = k.attention.layout == AttentionLayout::Bshd;
+  // Compared in the computation's order [batch..., S, D] (H a batch dim).
+  const std::vector<IndexExpr> q = k.attentionDims(0, k.operands[0].shape),
+                               kk = k.attentionDims(1, k.operands[1].shape),
+                               v = k.attentionDims(2, k.operands[2].shape),
+                               o = k.attentionDims(n - 1, k.operands[n - 1].shape);
   size_t r = q.size();
-  if (r < 2 || kk.size() != r || v.size() != r || o.size() != r)
-    return "attention q, k, v and out need the same rank >= 2";
+  if (r < (bshd ? 3u : 2u) || kk.size() != r || v.size() != r || o.size() != r)
+    return bshd ? "attention layout=bshd needs q, k, v and out of the same rank >= 3 ([batch..., S, H, D])"
+                : "attention q, k, v and out need the same rank >= 2";
   for (size_t i = 0; i + 2 < r; ++i)
     if (!(kk[i] == q[i]) || !(v[i] == q[i]) || !(o[i] == q[i]))
-      return "attention batch dim " + std::to_string(i) + " differs between operands";
+      return bshd && i + 3 == r ? std::string("attention head counts (H) differ between operands")
+                                : "attention batch dim " + std::to_string(i) + " differs between operands";
   if (!(kk[r - 1] == q[r - 1]))
     return "attention head dims of q and k differ";
   if (!(v[r - 2] == kk[r - 2]))
     return "attention key lengths of k and v differ";
   if (!(o[r - 2] == q[r - 2]) || !(o[r - 1] == v[r - 1]))
-    return "attention out must be [batch..., Sq, Dv]";
-  if (!(k.parallel == o))
+    return bshd ? "attention out must be [batch..., Sq, H, Dv]" : "attention out must be [batch..., Sq, Dv]";
+  if (!(k.parallel == k.operands[n - 1].shape))
     return "attention parallel loops must be the out shape";
   if (n == 5) {
     std::vector<IndexExpr> scores(q.begin(), q.end() - 1);

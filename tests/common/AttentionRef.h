@@ -4,7 +4,10 @@
 // interpreter). Storage is the caller's: `load(operand, offset)` reads
 // element `offset` (dense row-major) of an input operand as a double,
 // `store(offset, value)` writes one element of the out operand (the caller
-// rounds to its dtype). Header-only; no dependency beyond the SDK.
+// rounds to its dtype). Honours the kernel's layout: with layout=bshd, q, k,
+// v and out are stored [batch..., S, H, D] (element (b, h, i, e) at
+// ((b * S + i) * H + h) * D + e) while the computation and the mask follow
+// [batch..., H, S, D]. Header-only; no dependency beyond the SDK.
 #ifndef TESSERA_TESTS_COMMON_ATTENTIONREF_H
 #define TESSERA_TESTS_COMMON_ATTENTIONREF_H
 
@@ -31,7 +34,9 @@ std::string runAttentionKernel(const schedule::Kernel &k, const int64_t *symbols
     return d;
   };
   const int64_t maskOp = k.attentionMask();
-  std::vector<int64_t> q = dims(0), kd = dims(1), v = dims(2);
+  // Dims in the computation's order [batch..., S, D] (H a batch dim).
+  std::vector<int64_t> q = k.attentionDims(0, dims(0)), kd = k.attentionDims(1, dims(1)),
+                       v = k.attentionDims(2, dims(2));
   const size_t r = q.size();
   int64_t batch = 1;
   for (size_t i = 0; i + 2 < r; ++i)
@@ -39,6 +44,16 @@ std::string runAttentionKernel(const schedule::Kernel &k, const int64_t *symbols
   const int64_t sq = q[r - 2], d = q[r - 1], sk = kd[r - 2], dv = v[r - 1];
   if (batch <= 0 || sq <= 0 || dv <= 0)
     return {};
+  // Row `row` of batch point b (over [batch..., H]) of a matrix of `rows`
+  // rows and `cols` columns: offset of its first element. bhsd: dense
+  // [batch][rows][cols]; bshd: b = outer * H + h, stored [outer][rows][H][cols].
+  const bool bshd = k.attention.layout == schedule::AttentionLayout::Bshd;
+  const int64_t heads = bshd ? q[r - 3] : 1;
+  auto rowAt = [&](int64_t b, int64_t row, int64_t rows, int64_t cols) -> int64_t {
+    if (!bshd)
+      return (b * rows + row) * cols;
+    return (((b / heads) * rows + row) * heads + b % heads) * cols;
+  };
   // Mask strides over [batch..., Sq, Sk] (0 where the mask broadcasts).
   std::vector<int64_t> mstride(r, 0);
   if (maskOp >= 0) {
@@ -64,7 +79,7 @@ std::string runAttentionKernel(const schedule::Kernel &k, const int64_t *symbols
       for (int64_t j = 0; j < sk; ++j) {
         double dot = 0;
         for (int64_t e = 0; e < d; ++e)
-          dot += load(0, (b * sq + i) * d + e) * load(1, (b * sk + j) * d + e);
+          dot += load(0, rowAt(b, i, sq, d) + e) * load(1, rowAt(b, j, sk, d) + e);
         double x = dot * k.attention.scale;
         if (maskOp >= 0)
           x += load(maskOp, mbase + i * mstride[r - 2] + j * mstride[r - 1]);
@@ -82,8 +97,8 @@ std::string runAttentionKernel(const schedule::Kernel &k, const int64_t *symbols
       for (int64_t e = 0; e < dv; ++e) {
         double acc = 0;
         for (int64_t j = 0; j < sk; ++j)
-          acc += s[static_cast<size_t>(j)] * load(2, (b * sk + j) * dv + e);
-        store((b * sq + i) * dv + e, acc / sum);
+          acc += s[static_cast<size_t>(j)] * load(2, rowAt(b, j, sk, dv) + e);
+        store(rowAt(b, i, sq, dv) + e, acc / sum);
       }
     }
   }

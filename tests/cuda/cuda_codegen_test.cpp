@@ -301,6 +301,96 @@ TEST(CudaCodegen, AttentionKernelsTakeTheFlashPathWhereTheyCan) {
   EXPECT_GT(generic.seconds, 0);
 }
 
+// layout=bshd (q, k, v, out stored [B, S, H, D]): the same flash path, its
+// rows H * D apart and batch point b = bo * H + hh starting at column
+// hh * D of bo's block; H reaches the kernel as the last extra; the generic
+// path addresses rows the same way. ptxas-clean on both architectures.
+TEST(CudaCodegen, AttentionBshdLayoutReadsRowsHDApart) {
+  REQUIRE_NVRTC();
+  std::string text;
+  for (auto &[name, t] : tessera::cuda::test::programs())
+    if (name == "attention_bshd")
+      text = t;
+  sir::Program p = parse(text);
+  for (const char *arch : {"sm_80", "sm_90a"}) {
+    SCOPED_TRACE(arch);
+    int sm = 0;
+    bool a = false;
+    ASSERT_TRUE(parseArchitecture(arch, &sm, &a));
+    GeneratedProgram g = gen(p, sm, a);
+    ASSERT_EQ(g.kernels.size(), 3u);
+    EXPECT_TRUE(g.kernels[0].gemm.usable) << g.kernels[0].gemm.why;
+    EXPECT_TRUE(g.kernels[1].gemm.usable) << g.kernels[1].gemm.why;
+    EXPECT_FALSE(g.kernels[2].gemm.usable);
+    EXPECT_NE(g.source.find("const long long bo = b / heads, hh = b % heads;"), std::string::npos);
+    EXPECT_NE(g.source.find("(q + (bo * sq * heads + hh) * 128, k + (bo * sk * heads + hh) * 128"), std::string::npos);
+    EXPECT_NE(g.source.find(", heads * 128);"), std::string::npos);
+    EXPECT_NE(g.source.find(", heads * 64);"), std::string::npos);
+    EXPECT_NE(g.source.find("kst = heads * hd"), std::string::npos);
+    NvrtcResult r = nvrtcCompile(g.source, "attention_bshd.cu", arch, true);
+    ASSERT_EQ(r.kind, NvrtcResult::Kind::Ok) << r.message;
+    for (size_t i = 0; i < 2; ++i) {
+      std::string fn = g.kernels[i].function(LaunchMode::Gemm);
+      size_t b = r.ptx.find(".entry " + fn);
+      ASSERT_NE(b, std::string::npos) << fn;
+      size_t e = r.ptx.find(".entry ", b + 1);
+      std::string body = r.ptx.substr(b, e == std::string::npos ? std::string::npos : e - b);
+      EXPECT_NE(body.find(sm == 90 ? "wgmma.mma_async" : "mma.sync.aligned.m16n8k16"), std::string::npos);
+      EXPECT_NE(body.find("cp.async.cg.shared.global"), std::string::npos);
+      EXPECT_EQ(body.find("ld.local"), std::string::npos);
+      EXPECT_EQ(body.find("st.local"), std::string::npos);
+    }
+    expectPtxasClean(r.ptx, arch);
+  }
+  // The dense path keeps its dense addressing.
+  for (auto &[name, t] : tessera::cuda::test::programs())
+    if (name == "attention") {
+      GeneratedProgram dense = gen(parse(t));
+      EXPECT_EQ(dense.source.find("heads"), std::string::npos);
+      EXPECT_NE(dense.source.find("(q + b * sq * 128, k + b * sk * 128, v + b * sk * 128, o + b * sq * 128"),
+                std::string::npos);
+    }
+  // B=4 (s0), S=1000 (s1), T=300 (s2): batch points B * H, extras ending in H.
+  GeneratedProgram g = gen(p);
+  int64_t sym[] = {4, 1000, 300};
+  LaunchConfig c;
+  std::string error;
+  ASSERT_TRUE(planLaunch(p, 0, g.kernels[0], sym, 132, &c, &error)) << error;
+  EXPECT_EQ(c.mode, LaunchMode::Gemm);
+  EXPECT_EQ(c.grid[0], 4u * 8 * 8); // 8 tiles of 128 rows per (b, h)
+  ASSERT_EQ(c.extras.size(), 7u + 2 * 2 + 1);
+  EXPECT_EQ(c.extras[0], 4 * 8); // batch points
+  EXPECT_EQ(c.extras[1], 1000);  // Sq
+  EXPECT_EQ(c.extras[3], 128);   // D
+  EXPECT_EQ(c.extras[7], 4);     // batch dim 0 extent
+  EXPECT_EQ(c.extras[9], 8);     // heads, as a batch dim of the computation
+  EXPECT_EQ(c.extras[11], 8);    // H
+  // Mask [B, 1, S, T] against scores [B, 2, S, T] (the computation's order).
+  ASSERT_TRUE(planLaunch(p, 1, g.kernels[1], sym, 132, &c, &error)) << error;
+  ASSERT_EQ(c.extras.size(), 7u + 2 * 2 + 1);
+  EXPECT_EQ(c.extras[0], 4 * 2);
+  EXPECT_EQ(c.extras[2], 300);       // Sk
+  EXPECT_EQ(c.extras[5], 300);       // mask row stride
+  EXPECT_EQ(c.extras[6], 1);         // mask col stride
+  EXPECT_EQ(c.extras[8], 1000 * 300); // mask stride of batch dim 0
+  EXPECT_EQ(c.extras[9], 2);         // heads
+  EXPECT_EQ(c.extras[10], 0);        // broadcast over heads
+  EXPECT_EQ(c.extras[11], 2);        // H
+  ASSERT_TRUE(planLaunch(p, 2, g.kernels[2], sym, 132, &c, &error)) << error;
+  EXPECT_EQ(c.mode, LaunchMode::Thread);
+  ASSERT_EQ(c.extras.size(), 7u + 2 * 1 + 1);
+  EXPECT_EQ(c.extras[0], 4);  // batch points: H
+  EXPECT_EQ(c.extras[1], 1000);
+  EXPECT_EQ(c.extras[4], 16); // Dv
+  EXPECT_EQ(c.extras[9], 4);  // H
+  // The cost model counts the same bytes and flops as for [B, H, S, D].
+  GpuModel gpu = gpuModelFor(90, 132);
+  CostResult flash = estimateKernelCost(p, 0, g.kernels[0], gpu, sym);
+  EXPECT_TRUE(flash.feasible);
+  EXPECT_NEAR(flash.flops, 4.0 * 32 * 1000 * 500.5 * 128, 1e6);
+  EXPECT_NEAR(flash.bytes, 4.0 * 4 * 1000 * 8 * 128 * 2, 1);
+}
+
 // 16-byte vector accesses: a contiguous elementwise kernel (flat) and the
 // row kernels (block: softmax, layer_norm) move 8 bf16 per ld/st.global.v4,
 // the row kernels read their row once (cached across stages), nothing goes

@@ -454,6 +454,39 @@ kernel "generic_bf16_symbolic_d" attention {
   attention scale=0.5 causal=1
 }
 )"});
+
+  // Attention with layout=bshd (q, k, v, out stored [B, S, H, D], what
+  // fusion emits for a head split + merge around attention): the flash path
+  // (bf16 D=128 causal; f16 D=64 cross attention with a broadcast mask) and
+  // the generic one (f32, rank 3 [S, H, D]).
+  p.push_back({"attention_bshd", R"(tessera-schedule v1
+symbols B S T
+kernel "flash_bf16_causal_bshd" attention {
+  operand 0 in bf16 [s0, s1, 8, 128]
+  operand 1 in bf16 [s0, s1, 8, 128]
+  operand 2 in bf16 [s0, s1, 8, 128]
+  operand 3 out bf16 [s0, s1, 8, 128]
+  parallel [s0, s1, 8, 128]
+  attention scale=0.088388347648318447 causal=1 layout=bshd
+}
+kernel "flash_f16_mask_bshd" attention {
+  operand 0 in f16 [s0, s1, 2, 64]
+  operand 1 in f16 [s0, s2, 2, 64]
+  operand 2 in f16 [s0, s2, 2, 64]
+  operand 3 in f16 [s0, 1, s1, s2]
+  operand 4 out f16 [s0, s1, 2, 64]
+  parallel [s0, s1, 2, 64]
+  attention scale=0.125 causal=0 layout=bshd
+}
+kernel "generic_f32_bshd" attention {
+  operand 0 in f32 [s1, 4, 32]
+  operand 1 in f32 [s2, 4, 32]
+  operand 2 in f32 [s2, 4, 16]
+  operand 3 out f32 [s1, 4, 16]
+  parallel [s1, 4, 16]
+  attention scale=0.17677669529663687 causal=1 layout=bshd
+}
+)"});
   return p;
 }
 

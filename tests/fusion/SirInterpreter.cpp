@@ -373,6 +373,22 @@ Expected<std::vector<ref::RefTensor>> runFused(const fusion::FusedProgram &progr
       if (!t || *t != buf->dtype)
         return makeError(ErrorCode::Internal, "kernel \"" + k.name + "\": operand " + std::to_string(o) +
                                                   " dtype differs from its buffer");
+      // An attention kernel may view a buffer in another shape of the same
+      // element count (layout=bshd reads the [B, S, H * D] projections as
+      // [B, S, H, D]); every other kernel declares its buffers' shapes.
+      if (k.kind == schedule::Kernel::Kind::Attention) {
+        int64_t want = 1, have = 1;
+        for (const schedule::IndexExpr &e : k.operands[o].shape)
+          want *= schedule::evalIndex(e, symbols.data(), nullptr, nullptr, nullptr);
+        for (int64_t d : buf->shape)
+          have *= d;
+        if (want != have)
+          return makeError(ErrorCode::Internal, "kernel \"" + k.name + "\": operand " + std::to_string(o) +
+                                                    " has " + std::to_string(want) + " elements, its buffer " +
+                                                    std::to_string(have));
+        ops.push_back(buf);
+        continue;
+      }
       if (k.operands[o].shape.size() != buf->shape.size())
         return makeError(ErrorCode::Internal, "kernel \"" + k.name + "\": operand " + std::to_string(o) +
                                                   " rank differs from its buffer");

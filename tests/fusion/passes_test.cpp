@@ -5,6 +5,8 @@
 #include "passes/Passes.h"
 #include "text/Printer.h"
 
+#include <cmath>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -187,6 +189,161 @@ func @f(%x: tensor<3 x 16 x f32>) -> tensor<3 x 16 x f32> {
   ASSERT_EQ(one.schedule.kernels.size(), 1u);
   EXPECT_EQ(one.schedule.kernels[0].operands.size(), 4u);
   EXPECT_DOUBLE_EQ(one.schedule.kernels[0].attention.scale, 0.25); // 1/sqrt(16)
+}
+
+bool hasKernelNamed(const fusion::FusedProgram &p, const std::string &prefix) {
+  for (const schedule::Kernel &k : p.schedule.kernels)
+    if (k.name.rfind(prefix, 0) == 0)
+      return true;
+  return false;
+}
+
+bool sameBinding(const fusion::OperandBinding &a, const fusion::OperandBinding &b) {
+  return a.kind == b.kind && a.index == b.index;
+}
+
+// A head split (reshape [B, S, 16] -> [B, S, 2, 8], transpose [0, 2, 1, 3])
+// of q, k and v and the merge after attention fold into the attention
+// kernel (layout=bshd): it reads the projections' buffers and writes the
+// buffer the output projection reads, so the kernels are the four matmuls
+// and attention, nothing else; numerics against the reference.
+const char *kHeadSplit = R"(
+func @f(%x: tensor<B x S x 16 x f32>, %wq: tensor<16 x 16 x f32>, %wk: tensor<16 x 16 x f32>, %wv: tensor<16 x 16 x f32>, %wo: tensor<16 x 16 x f32>) -> tensor<B x S x 16 x f32> {
+  %q = matmul(%x, %wq)
+  %k = matmul(%x, %wk)
+  %v = matmul(%x, %wv)
+  %q4 = reshape(%q) : tensor<B x S x 2 x 8 x f32>
+  %k4 = reshape(%k) : tensor<B x S x 2 x 8 x f32>
+  %v4 = reshape(%v) : tensor<B x S x 2 x 8 x f32>
+  %qh = transpose(%q4) {perm = [0, 2, 1, 3]}
+  %kh = transpose(%k4) {perm = [0, 2, 1, 3]}
+  %vh = transpose(%v4) {perm = [0, 2, 1, 3]}
+  %a = attention(%qh, %kh, %vh) {causal = true}
+  %at = transpose(%a) {perm = [0, 2, 1, 3]}
+  %m = reshape(%at) : tensor<B x S x 16 x f32>
+  %o = matmul(%m, %wo)
+  return %o
+}
+)";
+
+TEST(Passes, AttentionHeadSplitAndMergeFoldIntoTheKernel) {
+  ir::Function fn = parseFunction(kHeadSplit);
+  ASSERT_FALSE(passes::runDecompose(fn, {OpKind::Attention}));
+  const std::vector<std::vector<ref::Shape>> shapes = {
+      {{2, 5, 16}, {16, 16}, {16, 16}, {16, 16}, {16, 16}}, {{1, 9, 16}, {16, 16}, {16, 16}, {16, 16}, {16, 16}}};
+  fusion::FusedProgram fused = checkFunction(fn, shapes, kernels(5));
+  std::string dump = fusion::dumpFused(fused);
+  ASSERT_EQ(fused.schedule.kernels.size(), 5u) << dump;
+  EXPECT_FALSE(hasKernelNamed(fused, "transpose")) << dump;
+  EXPECT_FALSE(hasKernelNamed(fused, "reshape")) << dump;
+  const schedule::Kernel &att = fused.schedule.kernels[3];
+  ASSERT_EQ(att.kind, schedule::Kernel::Kind::Attention) << dump;
+  EXPECT_EQ(att.attention.layout, schedule::AttentionLayout::Bshd);
+  EXPECT_TRUE(att.attention.causal);
+  EXPECT_DOUBLE_EQ(att.attention.scale, 1.0 / std::sqrt(8.0));
+  // Storage order [B, S, H, D] for q, k, v, out and the parallel loops.
+  for (const schedule::Operand &o : att.operands)
+    EXPECT_EQ(schedule::printIndex(o.shape[1]) + "," + schedule::printIndex(o.shape[2]) + "," +
+                  schedule::printIndex(o.shape[3]),
+              "s1,2,8");
+  EXPECT_TRUE(att.parallel == att.operands[3].shape);
+  EXPECT_NE(dump.find("attention scale=0.35355339059327373 causal=1 layout=bshd"), std::string::npos) << dump;
+  // q, k, v are the projections' outputs; out is what the last matmul reads.
+  for (size_t j = 0; j < 3; ++j)
+    EXPECT_TRUE(sameBinding(fused.kernels[3].operands[j], fused.kernels[j].operands.back())) << dump;
+  EXPECT_TRUE(sameBinding(fused.kernels[3].operands[3], fused.kernels[4].operands[0])) << dump;
+  EXPECT_EQ(fused.kernels[3].fusedOps,
+            (std::vector<std::string>{"transpose", "transpose", "transpose", "attention", "transpose", "reshape"}));
+  // Fusion off: one kernel per op, the dense layout.
+  fusion::FusionOptions off;
+  off.fuse = false;
+  auto unfused = fusion::fuse(fn, off);
+  ASSERT_TRUE(unfused.hasValue());
+  for (const schedule::Kernel &k : unfused->schedule.kernels)
+    EXPECT_EQ(k.attention.layout, schedule::AttentionLayout::Bhsd);
+}
+
+// Anything but the exact pattern keeps the dense [B, H, S, D] operands (and
+// the transpose kernels around them), numerics unchanged: a split transpose
+// with another use, a merge that is not the inverse transpose, the
+// attention result returned as well, a different perm on one input.
+TEST(Passes, AttentionHeadFoldNeedsTheWholePattern) {
+  struct Variant {
+    const char *name, *from, *to;
+  };
+  for (Variant var : {Variant{"split used twice", "  %o = matmul(%m, %wo)\n  return %o",
+                              "  %o = matmul(%m, %wo)\n  %e = exp(%kh)\n  return %o, %e"},
+                      Variant{"merge not inverse", "%at = transpose(%a) {perm = [0, 2, 1, 3]}\n  %m = reshape(%at)",
+                              "%at = transpose(%a) {perm = [0, 1, 2, 3]}\n  %m = reshape(%at)"},
+                      Variant{"result returned", "  return %o", "  return %o, %a"},
+                      Variant{"other perm", "%vh = transpose(%v4) {perm = [0, 2, 1, 3]}",
+                              "%vt = transpose(%v4) {perm = [2, 0, 1, 3]}\n  %vh = transpose(%vt) {perm = [1, 0, 2, 3]}"}}) {
+    SCOPED_TRACE(var.name);
+    std::string text = kHeadSplit;
+    size_t at = text.find(var.from);
+    ASSERT_NE(at, std::string::npos);
+    text.replace(at, std::strlen(var.from), var.to);
+    if (std::string(var.name) == "split used twice")
+      text.replace(text.find(") -> tensor<B x S x 16 x f32> {"), 31,
+                   ") -> (tensor<B x S x 16 x f32>, tensor<B x 2 x S x 8 x f32>) {");
+    if (std::string(var.name) == "result returned")
+      text.replace(text.find(") -> tensor<B x S x 16 x f32> {"), 31,
+                   ") -> (tensor<B x S x 16 x f32>, tensor<B x 2 x S x 8 x f32>) {");
+    ir::Function fn = parseFunction(text);
+    ASSERT_FALSE(passes::runDecompose(fn, {OpKind::Attention}));
+    fusion::FusedProgram fused = checkFunction(
+        fn, {{{2, 5, 16}, {16, 16}, {16, 16}, {16, 16}, {16, 16}}, {{1, 9, 16}, {16, 16}, {16, 16}, {16, 16}, {16, 16}}});
+    bool found = false;
+    for (const schedule::Kernel &k : fused.schedule.kernels)
+      if (k.kind == schedule::Kernel::Kind::Attention) {
+        found = true;
+        EXPECT_EQ(k.attention.layout, schedule::AttentionLayout::Bhsd) << fusion::dumpFused(fused);
+      }
+    EXPECT_TRUE(found);
+    EXPECT_TRUE(hasKernelNamed(fused, "transpose")) << fusion::dumpFused(fused);
+  }
+}
+
+// The transformer block (docs/examples) through the graph passes with
+// attention claimed, as for the cuda plugin: no transpose or reshape kernel
+// is left (9 kernels: 2 layer norms, 5 matmuls with their epilogues,
+// attention with layout=bshd between the q/k/v projections and the output
+// projection); numerics against the reference.
+TEST(Passes, TransformerBlockAttentionReadsTheProjectionsInPlace) {
+  std::ifstream in(std::string(TESSERA_EXAMPLES_DIR) + "/transformer_block.tsr");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = std::regex_replace(ss.str(), std::regex("H x D/H"), "2 x D/2");
+  text = std::regex_replace(text, std::regex("\\{causal = true\\}"), "{causal = true, scale = 0.25}");
+  ir::Function fn = parseFunction(text);
+  passes::PipelineOptions po;
+  po.claimed = {OpKind::Attention};
+  ASSERT_FALSE(passes::runGraphPasses(fn, po)) << text;
+  ASSERT_EQ(countOps(fn, OpKind::Attention), 1u);
+  std::vector<ref::Shape> shapes;
+  for (ir::ValueId p : fn.params) {
+    ref::Shape s;
+    for (const ir::Dim &d : fn.typeOf(p).dims) {
+      auto v = d.evaluate(ir::SymbolBindings{{"B", 2}, {"S", 7}, {"D", 32}});
+      s.push_back(v ? *v : 1);
+    }
+    shapes.push_back(s);
+  }
+  CheckOptions opts = kernels(9);
+  for (size_t i = 0; i < fn.params.size(); ++i)
+    opts.inputs[i] = InputSpec{0.02, 0.3};
+  fusion::FusedProgram fused = checkFunction(fn, {shapes}, opts);
+  std::string dump = fusion::dumpFused(fused);
+  EXPECT_FALSE(hasKernelNamed(fused, "transpose")) << dump;
+  EXPECT_FALSE(hasKernelNamed(fused, "reshape")) << dump;
+  size_t attention = 0;
+  for (const schedule::Kernel &k : fused.schedule.kernels)
+    if (k.kind == schedule::Kernel::Kind::Attention) {
+      ++attention;
+      EXPECT_EQ(k.attention.layout, schedule::AttentionLayout::Bshd) << dump;
+      EXPECT_EQ(schedule::printIndex(k.operands[0].shape[2]), "2"); // [B, S, H, D/H]
+    }
+  EXPECT_EQ(attention, 1u) << dump;
 }
 
 TEST(Passes, PipelineOnExamples) {

@@ -117,6 +117,62 @@ TEST(ScheduleIR, AttentionKernelsRoundTrip) {
   EXPECT_EQ(printProgram(q), printed);
 }
 
+// layout=bshd: q, k, v and out stored [batch..., S, H, D] (shapes in
+// storage order), the mask right-aligned against [batch..., H, Sq, Sk].
+const char *kAttentionBshd = R"(tessera-schedule v1
+symbols B S T
+kernel "attention_0" attention {
+  operand 0 in bf16 [s0, s1, 8, 128]
+  operand 1 in bf16 [s0, s2, 8, 128]
+  operand 2 in bf16 [s0, s2, 8, 64]
+  operand 3 in bf16 [s0, 1, s1, s2]
+  operand 4 out bf16 [s0, s1, 8, 64]
+  parallel [s0, s1, 8, 64]
+  attention scale=0.088388347648318447 causal=1 layout=bshd
+}
+kernel "attention_1" attention {
+  operand 0 in f32 [s1, 2, 8]
+  operand 1 in f32 [s1, 2, 8]
+  operand 2 in f32 [s1, 2, 8]
+  operand 3 out f32 [s1, 2, 8]
+  parallel [s1, 2, 8]
+  attention scale=0.5 causal=0 layout=bshd
+}
+)";
+
+TEST(ScheduleIR, AttentionLayoutRoundTrips) {
+  Program p;
+  ParseError err;
+  ASSERT_TRUE(parseProgram(kAttentionBshd, &p, &err)) << err.str();
+  ASSERT_EQ(p.kernels.size(), 2u);
+  const Kernel &a = p.kernels[0];
+  EXPECT_EQ(a.attention.layout, AttentionLayout::Bshd);
+  EXPECT_STREQ(attentionLayoutName(a.attention.layout), "bshd");
+  EXPECT_TRUE(a.attention.causal);
+  // The computation's order: [B, H, S, D] for q/k/v/out, the mask as written.
+  std::vector<int64_t> q = a.attentionDims(0, std::vector<int64_t>{2, 77, 8, 128});
+  EXPECT_EQ(q, (std::vector<int64_t>{2, 8, 77, 128}));
+  EXPECT_EQ(a.attentionDims(3, std::vector<int64_t>{2, 1, 77, 90}), (std::vector<int64_t>{2, 1, 77, 90}));
+  EXPECT_EQ(p.kernels[1].attention.layout, AttentionLayout::Bshd);
+  EXPECT_EQ(printProgram(p), kAttentionBshd);
+  // The default layout is not printed; `layout=bhsd` reads as the default.
+  Program d;
+  ASSERT_TRUE(parseProgram(kAttention, &d, &err)) << err.str();
+  EXPECT_EQ(d.kernels[0].attention.layout, AttentionLayout::Bhsd);
+  std::string explicitBhsd = kAttention;
+  explicitBhsd.replace(explicitBhsd.find("causal=1"), 8, "causal=1 layout=bhsd");
+  ASSERT_TRUE(parseProgram(explicitBhsd, &d, &err)) << err.str();
+  EXPECT_EQ(d.kernels[0].attention.layout, AttentionLayout::Bhsd);
+  EXPECT_EQ(printProgram(d), kAttention);
+  // Changing the layout changes the text (and so the schedule cache key).
+  Program e;
+  ASSERT_TRUE(parseProgram(kAttentionBshd, &e, &err));
+  e.kernels[1].attention.layout = AttentionLayout::Bhsd;
+  EXPECT_NE(printProgram(e), kAttentionBshd);
+  // Kernel 1's operands (one shape for all) are valid in either layout.
+  EXPECT_EQ(validateProgram(e), "");
+}
+
 TEST(ScheduleIR, EvaluatesIndexWithFlooredDivision) {
   IndexExpr e = IndexExpr::binary(IndexExpr::Kind::FloorDiv, IndexExpr::parallel(0) - IndexExpr::constant(7),
                                   IndexExpr::constant(2));
@@ -218,6 +274,26 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"tessera-schedule v1\nkernel \"k\" attention {\n operand 0 in i32 [4, 8]\n operand 1 in i32 [4, 8]\n"
                 " operand 2 in i32 [4, 8]\n operand 3 out i32 [4, 8]\n parallel [4, 8]\n attention scale=0.5 causal=0\n}\n",
                 "one float dtype"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" attention {\n operand 0 in f32 [4, 2, 8]\n operand 1 in f32 [4, 2, 8]\n"
+                " operand 2 in f32 [4, 2, 8]\n operand 3 out f32 [4, 2, 8]\n parallel [4, 2, 8]\n"
+                " attention scale=0.5 causal=0 layout=sbhd\n}\n",
+                "attention layout must be 'bhsd' or 'bshd', found 'sbhd'"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" attention {\n operand 0 in f32 [4, 8]\n operand 1 in f32 [4, 8]\n"
+                " operand 2 in f32 [4, 8]\n operand 3 out f32 [4, 8]\n parallel [4, 8]\n"
+                " attention scale=0.5 causal=0 layout=bshd\n}\n",
+                "attention layout=bshd needs q, k, v and out of the same rank >= 3"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" attention {\n operand 0 in f32 [2, 4, 2, 8]\n"
+                " operand 1 in f32 [2, 5, 3, 8]\n operand 2 in f32 [2, 5, 3, 8]\n operand 3 out f32 [2, 4, 2, 8]\n"
+                " parallel [2, 4, 2, 8]\n attention scale=0.5 causal=0 layout=bshd\n}\n",
+                "attention head counts (H) differ between operands"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" attention {\n operand 0 in f32 [2, 4, 2, 8]\n"
+                " operand 1 in f32 [2, 5, 2, 8]\n operand 2 in f32 [2, 5, 2, 8]\n operand 3 out f32 [2, 5, 2, 8]\n"
+                " parallel [2, 5, 2, 8]\n attention scale=0.5 causal=0 layout=bshd\n}\n",
+                "attention out must be [batch..., Sq, H, Dv]"},
+        BadCase{"tessera-schedule v1\nkernel \"k\" attention {\n operand 0 in f32 [2, 4, 2, 8]\n"
+                " operand 1 in f32 [2, 5, 2, 8]\n operand 2 in f32 [2, 5, 2, 8]\n operand 3 in f32 [2, 1, 5, 4]\n"
+                " operand 4 out f32 [2, 4, 2, 8]\n parallel [2, 4, 2, 8]\n attention scale=0.5 causal=0 layout=bshd\n}\n",
+                "mask dim 2 neither 1 nor the score dim"},
         BadCase{"tessera-schedule v1\nkernel \"k\" attention {\n operand 0 in f32 [4, 8]\n operand 1 in f32 [4, 8]\n"
                 " operand 2 in f32 [4, 8]\n operand 3 out f32 [4, 8]\n parallel [4, 8]\n attention scale=inf causal=0\n}\n",
                 "scale must be finite"},

@@ -84,6 +84,26 @@
 // operands); the result is rounded once to nearest even. A row whose every
 // key is masked (-inf) is NaN, as in the reference.
 //
+// An optional `layout=bshd` on the attention line (after causal; the
+// default, `bhsd`, is not printed) says q, k, v and out are stored
+// [batch..., S, H, D] (the projections' own layout after a head split, as
+// FlashAttention's API takes them) while attention is computed per
+// (batch..., H) point exactly as above; their shapes are written in that
+// storage order (rank >= 3) and `parallel` is out's storage shape. The
+// mask keeps its form, right-aligned against [batch..., H, Sq, Sk]:
+//
+//   kernel "attention_7" attention {
+//     operand 0 in bf16 [s0, s1, 8, 128]      q    [batch..., Sq, H, D]
+//     operand 1 in bf16 [s0, s2, 8, 128]      k    [batch..., Sk, H, D]
+//     operand 2 in bf16 [s0, s2, 8, 128]      v    [batch..., Sk, H, Dv]
+//     operand 3 out bf16 [s0, s1, 8, 128]     out  [batch..., Sq, H, Dv]
+//     parallel [s0, s1, 8, 128]
+//     attention scale=0.088388347648318447 causal=1 layout=bshd
+//   }
+//
+// Element (batch b, head h, row i, column e) of q is then at
+// ((b * Sq + i) * H + h) * D + e: row stride H * D instead of D.
+//
 // Knobs are hints from the schedule search (tile sizes per parallel loop,
 // vector width, unroll, threads, or library="onednn"); a plugin may clamp or
 // ignore what it cannot honour but must stay correct.
@@ -96,6 +116,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -195,10 +216,17 @@ struct Operand {
 
 using KnobValue = std::variant<int64_t, std::vector<int64_t>, std::string>;
 
+// How q, k, v and out of an attention kernel are stored (the mask never
+// changes): Bhsd = [batch..., H, S, D] (every dim before S is batch),
+// Bshd = [batch..., S, H, D].
+enum class AttentionLayout : uint8_t { Bhsd, Bshd };
+const char *attentionLayoutName(AttentionLayout layout); // "bhsd", "bshd"
+
 // The `attention` line of a kernel of kind Attention.
 struct AttentionSpec {
   double scale = 1.0; // finite
   bool causal = false;
+  AttentionLayout layout = AttentionLayout::Bhsd;
 };
 
 struct Kernel {
@@ -214,6 +242,14 @@ struct Kernel {
   // Kind Attention: operand indices (the mask is -1 when absent).
   int64_t attentionMask() const { return operands.size() == 5 ? 3 : -1; }
   int64_t attentionOut() const { return static_cast<int64_t>(operands.size()) - 1; }
+  // Kind Attention: operand `o`'s dims (its shape, or their values) in the
+  // computation's order [batch..., S, D] with H a batch dim: storage order,
+  // with S and H swapped for q, k, v and out of a Bshd kernel.
+  template <class T> std::vector<T> attentionDims(size_t o, std::vector<T> dims) const {
+    if (attention.layout == AttentionLayout::Bshd && static_cast<int64_t>(o) != attentionMask() && dims.size() >= 3)
+      std::swap(dims[dims.size() - 3], dims[dims.size() - 2]);
+    return dims;
+  }
 
   // Knob lookups with defaults.
   int64_t knobInt(const std::string &key, int64_t fallback) const;
