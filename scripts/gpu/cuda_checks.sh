@@ -24,7 +24,8 @@
 #      Spearman over the whole space and the top-32 search against the
 #      exhaustive best, GEMM 4096^3 and layer_norm 16384x4096 bf16
 #      (tests/bench/schedule_search.py --target cuda; docs/perf.md).
-# TESSERA_CHECKS picks steps (default conformance,conformance-lib,bench,python,block; also search);
+# TESSERA_CHECKS picks steps (default conformance,conformance-fused,conformance-lib,bench,python,block;
+# also search); conformance-fused compiles every case at opt level 2 (fusion on);
 # TESSERA_BENCH_CASES restricts the benchmark (comma-separated globs).
 set -uo pipefail
 bundle="${TESSERA_BUNDLE:-build/gpu-bundle}"
@@ -65,7 +66,7 @@ status=()
 step() { # step NAME RC
   if [ "$2" -eq 0 ]; then status+=("PASS  $1"); else status+=("FAIL  $1 (exit $2; log in \$OUT)"); fi
 }
-want() { [[ ",${TESSERA_CHECKS:-conformance,conformance-lib,bench,python,block}," == *",$1,"* ]]; }
+want() { [[ ",${TESSERA_CHECKS:-conformance,conformance-fused,conformance-lib,bench,python,block}," == *",$1,"* ]]; }
 t0=$SECONDS
 
 echo "== device"
@@ -110,6 +111,20 @@ conf_summary="$(grep -E "passed, .* failed, .* unsupported" "$out/conformance.tx
 [ -n "$conf_summary" ] || conf_summary="(no summary line: exit $rc; see conformance.txt, tail below)"
 [ $rc -eq 0 ] || tail -5 "$out/conformance.txt"
 step "conformance: $conf_summary [$((SECONDS - t0)) s]" $rc
+fi
+
+if want conformance-fused; then
+echo "== conformance suite (cuda plugin) at opt level 2 (fused kernels)"
+t1=$SECONDS
+timeout 420 env LD_LIBRARY_PATH="$tessera_ld" "$bundle/bin/tessera-conformance" --plugin cuda --plugin-path "$plugins" \
+  --opt-level 2 --program "docs/examples/mlp.tsr:B=3" \
+  --program "docs/examples/transformer_block.tsr:B=2,S=16:D=32,H=4" > "$out/conformance-fused.txt" 2>&1
+rc=$?
+grep -E "^(FAIL|UNSUPPORTED)" "$out/conformance-fused.txt" | head -40
+fused_summary="$(grep -E "passed, .* failed, .* unsupported" "$out/conformance-fused.txt" | tail -1)"
+[ -n "$fused_summary" ] || fused_summary="(no summary line: exit $rc; see conformance-fused.txt, tail below)"
+[ $rc -eq 0 ] || tail -5 "$out/conformance-fused.txt"
+step "conformance at opt level 2: $fused_summary [$((SECONDS - t1)) s]" $rc
 fi
 
 if want conformance-lib; then

@@ -15,7 +15,9 @@
 //         reason: "no direct convolution yet"
 //
 // Usage: tessera-conformance --plugin NAME [--plugin-path DIRS] [--filter GLOB]
-//                            [--program FILE[:RUN_BIND[:COMPILE_BIND]]]...
+//                            [--opt-level N] [--program FILE[:RUN_BIND[:COMPILE_BIND]]]...
+// --opt-level N compiles every case at level N or above (default 0: each op
+// unfused; 2: the fused kernels users get from tessera_compile's default).
 #include "Cases.h"
 #include "HostTensor.h"
 
@@ -177,9 +179,10 @@ bool evalDim(const std::string &text, const std::map<std::string, int64_t> &bind
 
 class Suite {
 public:
-  Suite(tessera_context_t *context, std::string pluginName, std::vector<Exclusion> exclusions, std::string filter)
+  Suite(tessera_context_t *context, std::string pluginName, std::vector<Exclusion> exclusions, std::string filter,
+        uint32_t minOptLevel)
       : context_(context), plugin_(std::move(pluginName)), exclusions_(std::move(exclusions)),
-        filter_(std::move(filter)) {}
+        filter_(std::move(filter)), minOptLevel_(minOptLevel) {}
 
   int run(const std::vector<std::pair<std::string, std::string>> &extraPrograms) {
     findPlugin();
@@ -362,7 +365,7 @@ private:
                  const tessera_compile_target_t *targetOverride = nullptr, uint32_t optLevel = 0) {
     tessera_compile_options_t options{};
     options.struct_size = sizeof(options);
-    options.opt_level = optLevel;
+    options.opt_level = std::max(optLevel, minOptLevel_);
     options.bind = bind.empty() ? nullptr : bind.c_str();
     tessera_compile_target_t target{};
     target.struct_size = TESSERA_COMPILE_TARGET_STRUCT_SIZE;
@@ -738,6 +741,7 @@ private:
   std::string plugin_;
   std::vector<Exclusion> exclusions_;
   std::string filter_;
+  uint32_t minOptLevel_ = 0; // --opt-level: cases compile at no lower level
   std::string pluginState_, pluginReason_, architecture_;
   uint32_t abiMajor_ = 0;
   tessera_device_t *device_ = nullptr;
@@ -777,6 +781,7 @@ std::vector<Exclusion> readExclusions(tessera_context_t *context, const std::str
 
 int main(int argc, char **argv) {
   std::string pluginPath, plugin, filter;
+  uint32_t optLevel = 0;
   std::vector<std::pair<std::string, std::string>> programs;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -784,6 +789,14 @@ int main(int argc, char **argv) {
     if (arg == "--plugin-path") pluginPath = value();
     else if (arg == "--plugin") plugin = value();
     else if (arg == "--filter") filter = value();
+    else if (arg == "--opt-level") {
+      std::string v = value();
+      if (v.size() != 1 || v[0] < '0' || v[0] > '3') {
+        std::fprintf(stderr, "tessera-conformance: --opt-level takes 0..3, got '%s'\n", v.c_str());
+        return 2;
+      }
+      optLevel = static_cast<uint32_t>(v[0] - '0');
+    }
     else if (arg == "--program") {
       std::string v = value();
       size_t colon = v.find(':');
@@ -791,7 +804,7 @@ int main(int argc, char **argv) {
     } else {
       std::fprintf(stderr,
                    "usage: tessera-conformance --plugin NAME [--plugin-path DIRS] [--filter GLOB] "
-                   "[--program FILE[:B=2,S=8[:H=2]]]...\n");
+                   "[--opt-level N] [--program FILE[:B=2,S=8[:H=2]]]...\n");
       return 2;
     }
   }
@@ -814,11 +827,11 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "tessera-conformance: bad manifest: %s\n", error.c_str());
     return 3;
   }
-  std::printf("Tessera conformance suite: plugin '%s', %zu listed unsupported case pattern(s)\n", plugin.c_str(),
-              exclusions.size());
+  std::printf("Tessera conformance suite: plugin '%s', opt level >= %u, %zu listed unsupported case pattern(s)\n",
+              plugin.c_str(), optLevel, exclusions.size());
   int rc;
   {
-    Suite suite(context, plugin, std::move(exclusions), filter);
+    Suite suite(context, plugin, std::move(exclusions), filter, optLevel);
     rc = suite.run(programs);
   }
   if (tessera_status_t *s = tessera_context_destroy(context)) {
