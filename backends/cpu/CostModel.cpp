@@ -388,6 +388,38 @@ double gemmSeconds(const GemmProblem &g, const GemmBlocking &knobs, unsigned thr
   return seconds;
 }
 
+// oneDNN's BLAS blocks (Gemm.h: GemmEngine::OneDnnBlas): each block's FMAs
+// at the FMA peak (its sgemm kernels ran 0.96-1.0 of it on one thread at
+// M = 128, N = 512, K = 2048 and 256^3 on two), oneDNN's own packing of the
+// block's A rows and B columns at kLibraryPackBytesPerCycle (vector copies,
+// partly hidden behind the FMAs: the 256^3 product on two threads, 147 us,
+// leaves about a third of the generated path's packing rate's time for
+// it), kLibraryCallSeconds per call (dispatch and buffer set-up: 1 us for a
+// 64^3 product), and the epilogue over the block unless oneDNN writes the
+// output itself;
+// blocks (of the folded shape, Gemm.h: LibraryShape) through the pool like
+// the generated driver's tasks.
+double libraryGemmSeconds(const GemmProblem &g, const LibraryShape &shape, unsigned threads, const MachineModel &m) {
+  constexpr double kLibraryCallSeconds = 1e-6, kLibraryPackBytesPerCycle = 32;
+  const double hz = m.ghz * 1e9;
+  const LibraryBlocking b = libraryBlocking(shape.m, shape.n, shape.batches, threads);
+  const int64_t mBlocks = (shape.m + b.mc - 1) / b.mc, nBlocks = (shape.n + b.nc - 1) / b.nc;
+  auto block = [&](int64_t mc, int64_t nc) {
+    const double fma = double(mc) * double(nc) * double(g.k) / (m.fmaLanesPerCycle * hz);
+    const double pack = double(mc + nc) * double(g.k) * (4 + 4) / (kLibraryPackBytesPerCycle * hz);
+    const double epilogue = shape.direct ? 0.0 : double(mc * nc) * (4 + g.outBytes) / bandwidth(m, 1, 1);
+    return fma + pack + epilogue + kLibraryCallSeconds;
+  };
+  const int64_t mLast = shape.m - (mBlocks - 1) * b.mc, nLast = shape.n - (nBlocks - 1) * b.nc;
+  std::vector<double> durations;
+  durations.reserve(size_t(shape.batches * mBlocks * nBlocks));
+  for (int64_t batch = 0; batch < shape.batches; ++batch)
+    for (int64_t i = 0; i < mBlocks; ++i)
+      for (int64_t j = 0; j < nBlocks; ++j)
+        durations.push_back(block(i + 1 == mBlocks ? mLast : b.mc, j + 1 == nBlocks ? nLast : b.nc));
+  return poolTime(durations, threads, m);
+}
+
 } // namespace
 
 // Mirrors chooseTiles in CpuPlugin.cpp (which should call this once the
@@ -578,6 +610,13 @@ CostResult estimateKernelCost(const sir::Program &program, size_t kernelIndex, c
       if (o.role != sir::OperandRole::In)
         outBytes += double(sir::dtypeSize(o.dtype));
     g.outBytes = std::max(outBytes, 1.0);
+    // The engine the launch will use (Gemm.h: chooseGemmEngine).
+    // dnnl::matmul (forced, non-BLAS layouts) is costed as the generated path.
+    LibraryShape shape;
+    if (chooseGemmEngine(k, form, scalars, &shape) == GemmEngine::OneDnnBlas) {
+      r.seconds = libraryGemmSeconds(g, shape, threads, machine);
+      return r;
+    }
     GemmBlocking knobs;
     knobs.mc = std::clamp<int64_t>(k.knobInt("mc", knobs.mc), 1, 2048);
     knobs.kc = std::clamp<int64_t>(k.knobInt("kc", knobs.kc), 1, 8192);

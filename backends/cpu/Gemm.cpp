@@ -4,9 +4,11 @@
 #include "ThreadPool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <set>
 
 namespace tessera::cpu {
@@ -211,7 +213,237 @@ bool runLibraryGemm(const sir::Kernel &k, const GemmForm &form, const CompiledKe
   return true;
 }
 
+// A rows x cols operand with strides (sRow, sCol) in BLAS row-major form:
+// unit column stride (*trans false, leading dimension the row stride) or
+// unit row stride (stored transposed, leading dimension the column
+// stride); a leading dimension must cover the other side, which rules out
+// broadcasts (stride 0) and overlapping rows.
+bool blasOperand(int64_t rows, int64_t cols, int64_t sRow, int64_t sCol, int64_t *ld, bool *trans) {
+  if ((sCol == 1 || cols == 1) && (rows == 1 || sRow >= cols)) {
+    *ld = rows == 1 ? std::max<int64_t>(cols, 1) : sRow;
+    *trans = false;
+    return true;
+  }
+  if ((sRow == 1 || rows == 1) && (cols == 1 || sCol >= rows)) {
+    *ld = cols == 1 ? std::max<int64_t>(rows, 1) : sCol;
+    *trans = true;
+    return true;
+  }
+  return false;
+}
+
+struct Problem {
+  std::vector<int64_t> extent; // parallel loop extents
+  int64_t M = 0, N = 0, K = 0, batches = 1;
+  Affine A, B;
+};
+
+Problem problemAt(const sir::Kernel &k, const GemmForm &form, const int64_t *scalars) {
+  Problem p;
+  const size_t nb = form.batchDims;
+  for (const sir::IndexExpr &e : k.parallel)
+    p.extent.push_back(std::max<int64_t>(0, sir::evalIndex(e, scalars, nullptr, nullptr, nullptr)));
+  p.M = p.extent[nb];
+  p.N = p.extent[nb + 1];
+  p.K = std::max<int64_t>(0, sir::evalIndex(k.stages[0].inner[0], scalars, nullptr, nullptr, nullptr));
+  for (size_t d = 0; d < nb; ++d)
+    p.batches *= p.extent[d];
+  p.A = coefficients(k, k.stages[0].body[form.aLoad], scalars, nb);
+  p.B = coefficients(k, k.stages[0].body[form.bLoad], scalars, nb);
+  return p;
+}
+
+// True when the rows of `x` (an operand indexed by batch and m, at row
+// stride x.m) continue from one batch into the next: each batch dim's
+// stride is M rows times the batches below it.
+bool rowsContinue(const Affine &x, const Problem &p, size_t nb) {
+  int64_t stride = x.m * p.M;
+  for (size_t d = nb; d-- > 0;) {
+    if (p.extent[d] > 1 && x.batch[d] != stride)
+      return false;
+    stride *= p.extent[d];
+  }
+  return true;
+}
+
+// The output oneDNN writes itself: when the epilogue is one unmasked f32
+// store of the product at an affine index in BLAS row-major layout (unit
+// stride along n, rows at least N apart), sgemm stores straight into it (no
+// f32 block, no epilogue pass). Its operand index, or -1.
+int64_t directOutput(const sir::Kernel &k, const GemmForm &form, const int64_t *scalars, const Problem &p, Affine *c) {
+  if (k.stages.size() != 2 || !k.stages[1].inner.empty() || k.stages[1].body.size() != 1)
+    return -1;
+  const sir::Instr &st = k.stages[1].body[0];
+  if (!st.isStore || st.mask || st.args.size() != 1 || st.args[0] != form.result ||
+      k.stages[0].body[3].dtype != TESSERA_DTYPE_F32 || st.operand < 0 || size_t(st.operand) >= k.operands.size() ||
+      k.operands[size_t(st.operand)].dtype != TESSERA_DTYPE_F32)
+    return -1;
+  std::set<Var> vars;
+  for (const sir::IndexExpr &e : st.index)
+    if (!affine(e, &vars))
+      return -1;
+  for (const Var &v : vars)
+    if (v.first != sir::IndexExpr::Kind::Parallel)
+      return -1;
+  *c = coefficients(k, st, scalars, form.batchDims);
+  if (c->n != 1 || c->m < std::max<int64_t>(p.N, 1))
+    return -1;
+  return st.operand;
+}
+
+// True when the batches of a BLAS-layout problem can run as one product of
+// batches * M rows: B is shared by every batch and the rows of A (not
+// transposed) and of the directly written output, if any, continue from one
+// batch into the next, so oneDNN packs each B block once instead of once
+// per batch.
+bool foldsBatches(const Problem &p, size_t nb, const Affine *direct) {
+  // Rows at stride A.m: what blasOperand made the leading dimension.
+  if (nb == 0 || p.batches <= 1 || p.A.k != 1 || p.M < 2 || p.A.m < p.K)
+    return false;
+  for (size_t d = 0; d < nb; ++d)
+    if (p.B.batch[d] != 0)
+      return false;
+  return rowsContinue(p.A, p, nb) && (!direct || rowsContinue(*direct, p, nb));
+}
+
+// The OneDnnBlas engine: dnnl_sgemm on each (batch, MC-row, NC-column) block
+// of the output into a per-thread f32 block, then the generated epilogue over
+// that block while it is in cache (as the generated driver's tasks do).
+// Operands are read in place: no packing buffers of ours. False (nothing
+// written) when the layouts are not BLAS ones or oneDNN refuses.
+bool runBlasGemm(const sir::Kernel &k, const GemmForm &form, const CompiledKernel &code, void **buffers,
+                 const int64_t *scalars, ThreadPool &pool, unsigned threads, const Problem &p) {
+  const size_t nb = form.batchDims;
+  BlasGemm g;
+  if (p.K == 0 || k.operands[form.aOperand].dtype != TESSERA_DTYPE_F32 ||
+      k.operands[form.bOperand].dtype != TESSERA_DTYPE_F32 || !blasOperand(p.M, p.K, p.A.m, p.A.k, &g.lda, &g.aTrans) ||
+      !blasOperand(p.K, p.N, p.B.k, p.B.n, &g.ldb, &g.bTrans))
+    return false;
+  Affine c;
+  const int64_t direct = directOutput(k, form, scalars, p, &c);
+  float *out = direct >= 0 ? static_cast<float *>(buffers[direct]) : nullptr;
+  // Folded, the blocks run over batches * M rows in one "batch".
+  const bool fold = foldsBatches(p, nb, direct >= 0 ? &c : nullptr);
+  const int64_t rows = fold ? p.batches * p.M : p.M, groups = fold ? 1 : p.batches;
+  const LibraryBlocking blocks = libraryBlocking(rows, p.N, groups, threads);
+  const int64_t mBlocks = (rows + blocks.mc - 1) / blocks.mc, nBlocks = (p.N + blocks.nc - 1) / blocks.nc;
+  const float *a = static_cast<const float *>(buffers[form.aOperand]);
+  const float *b = static_cast<const float *>(buffers[form.bOperand]);
+  std::atomic<bool> failed{false}, wrote{false};
+  pool.parallelFor(groups * mBlocks * nBlocks, threads, 1, [&](int64_t begin, int64_t end) {
+    thread_local FloatBuffer scratch;
+    thread_local size_t scratchSize = 0;
+    const size_t need = out ? 0 : size_t(blocks.mc * blocks.nc);
+    if (scratchSize < need) {
+      scratch = allocateFloats(need);
+      scratchSize = scratch ? need : 0;
+    }
+    if (need && !scratch) {
+      failed = true;
+      return;
+    }
+    std::vector<int64_t> coords(nb + 1, 0);
+    auto setCoords = [&](int64_t flat) {
+      for (int64_t d = int64_t(nb); d-- > 0;) {
+        coords[size_t(d)] = flat % p.extent[size_t(d)];
+        flat /= p.extent[size_t(d)];
+      }
+    };
+    for (int64_t t = begin; t < end && !failed; ++t) {
+      const int64_t group = t / (mBlocks * nBlocks), rest = t % (mBlocks * nBlocks);
+      const int64_t ic = (rest / nBlocks) * blocks.mc, jc = (rest % nBlocks) * blocks.nc;
+      setCoords(group);
+      int64_t ao = p.A.base, bo = p.B.base, co = c.base;
+      for (size_t d = 0; d < nb && !fold; ++d) {
+        ao += p.A.batch[d] * coords[d];
+        bo += p.B.batch[d] * coords[d];
+        co += out ? c.batch[d] * coords[d] : 0;
+      }
+      BlasGemm blk = g;
+      blk.m = std::min(blocks.mc, rows - ic);
+      blk.n = std::min(blocks.nc, p.N - jc);
+      blk.k = p.K;
+      blk.a = a + ao + ic * p.A.m;
+      blk.b = b + bo + jc * p.B.n;
+      std::string why;
+      if (!(out ? oneDnnSgemmSerial(blk, out + co + ic * c.m + jc, c.m, &why)
+                : oneDnnSgemmSerial(blk, scratch.get(), blk.n, &why))) {
+        failed = true;
+        return;
+      }
+      wrote = true;
+      if (out)
+        continue;
+      if (!fold) {
+        code.epilogue(buffers, scalars, coords.data(), ic, ic + blk.m, jc, jc + blk.n, scratch.get(), blk.n);
+        continue;
+      }
+      // The epilogue indexes (batch, m): one call per batch the rows cross.
+      for (int64_t r = ic; r < ic + blk.m;) {
+        const int64_t batch = r / p.M, m0 = r % p.M, m1 = std::min(p.M, m0 + (ic + blk.m - r));
+        setCoords(batch);
+        code.epilogue(buffers, scalars, coords.data(), m0, m1, jc, jc + blk.n, scratch.get() + (r - ic) * blk.n, blk.n);
+        r += m1 - m0;
+      }
+    }
+  });
+  // oneDNN checks the same argument kinds for every block, so it refuses
+  // all of them or none: then nothing was written and the caller falls back.
+  // A failure after some epilogue ran is oneDNN or us running out of memory:
+  // recomputing is no option then (an output may share its buffer with an
+  // input it already overwrote, core/runtime/BufferPlan.cpp), so report it.
+  if (failed && wrote)
+    throw std::bad_alloc();
+  return !failed;
+}
+
 } // namespace
+
+LibraryBlocking libraryBlocking(int64_t M, int64_t N, int64_t batches, unsigned threads) {
+  LibraryBlocking b{std::max<int64_t>(1, M), std::max<int64_t>(1, N)};
+  const int64_t wanted = threads > 1 ? 2 * int64_t(threads) : 1;
+  auto blocks = [&] { return std::max<int64_t>(1, batches) * ((M + b.mc - 1) / b.mc) * ((N + b.nc - 1) / b.nc); };
+  while (b.mc * b.nc > kLibraryBlockElems || blocks() < wanted) {
+    // Halving N repeats A's packing inside oneDNN per block, halving M
+    // repeats B's: split the longer side.
+    const bool canN = b.nc > 16, canM = b.mc > 8;
+    if (canN && (b.nc >= b.mc || !canM))
+      b.nc = (b.nc / 2 + 15) / 16 * 16;
+    else if (canM)
+      b.mc = (b.mc / 2 + 7) / 8 * 8;
+    else
+      break;
+  }
+  return b;
+}
+
+GemmEngine chooseGemmEngine(const sir::Kernel &k, const GemmForm &form, const int64_t *scalars, LibraryShape *shape) {
+  const std::string library = k.knobString("library");
+  if (!oneDnnBuilt() || library == "none" || library == "generic")
+    return GemmEngine::Generated;
+  const Problem p = problemAt(k, form, scalars);
+  if (shape) {
+    Affine c;
+    const bool direct = directOutput(k, form, scalars, p, &c) >= 0;
+    const bool fold = foldsBatches(p, form.batchDims, direct ? &c : nullptr);
+    shape->m = fold ? p.batches * p.M : p.M;
+    shape->n = p.N;
+    shape->batches = fold ? 1 : p.batches;
+    shape->direct = direct;
+  }
+  int64_t ld;
+  bool trans;
+  const bool blas = p.K > 0 && k.operands[form.aOperand].dtype == TESSERA_DTYPE_F32 &&
+                    k.operands[form.bOperand].dtype == TESSERA_DTYPE_F32 &&
+                    blasOperand(p.M, p.K, p.A.m, p.A.k, &ld, &trans) &&
+                    blasOperand(p.K, p.N, p.B.k, p.B.n, &ld, &trans);
+  if (library == "onednn")
+    return blas ? GemmEngine::OneDnnBlas : GemmEngine::OneDnnMatmul;
+  if (!library.empty() || k.knobs.count("mc") || k.knobs.count("kc") || k.knobs.count("nc"))
+    return GemmEngine::Generated;
+  const double flops = 2.0 * double(p.batches) * double(p.M) * double(p.N) * double(p.K);
+  return blas && flops >= kLibraryMinFlops ? GemmEngine::OneDnnBlas : GemmEngine::Generated;
+}
 
 bool matchGemmForm(const sir::Kernel &k, GemmForm *form, std::string *why) {
   auto fail = [&](const std::string &w) {
@@ -330,9 +562,17 @@ bool runGemm(const sir::Kernel &k, const GemmForm &form, const CompiledKernel &c
   const int64_t mSlivers = (M + MR - 1) / MR, nSlivers = (N + NR - 1) / NR;
   const int64_t MP = mSlivers * MR, NP = nSlivers * NR;
   const int64_t Kp = std::max<int64_t>(K, 1);
-  if (k.knobString("library") == "onednn" && runLibraryGemm(k, form, code, buffers, scalars, pool, threads, extent, M,
-                                                             N, K, batches, A, B))
-    return true;
+  switch (chooseGemmEngine(k, form, scalars)) {
+  case GemmEngine::OneDnnBlas:
+    if (runBlasGemm(k, form, code, buffers, scalars, pool, threads, problemAt(k, form, scalars)))
+      return true;
+    break;
+  case GemmEngine::OneDnnMatmul:
+    if (runLibraryGemm(k, form, code, buffers, scalars, pool, threads, extent, M, N, K, batches, A, B))
+      return true;
+    break;
+  case GemmEngine::Generated: break;
+  }
   // Output blocks: MC x NC, KC-deep panels.
   const GemmBlocking blocks = launchBlocking(blocking, M, N, batches, MR, NR, threads);
   const int64_t MC = blocks.mc, NC = blocks.nc, KC = blocks.kc;
@@ -405,19 +645,39 @@ bool runGemm(const sir::Kernel &k, const GemmForm &form, const CompiledKernel &c
         const int64_t off = batchOffset(B, coords.data());
         float *dst = bp.get() + (copy * NP + s * NR) * Kp;
         const int64_t n0 = s * NR, valid = std::min<int64_t>(NR, N - n0);
-        for (int64_t kk = 0; kk < K; ++kk) {
-          const int64_t first = off + B.k * kk + B.n * n0;
-          float *row = dst + kk * NR;
-          if (B.n == 1 && bSrc.dtype == TESSERA_DTYPE_F32) {
-            std::memcpy(row, static_cast<const float *>(bSrc.data) + first, size_t(valid) * sizeof(float));
-          } else {
+        if (B.k == 1 && B.n != 1) {
+          // A transposed B (a weight read as [N, K]): columns are contiguous
+          // runs of k, so read along k and transpose through L1 in k blocks
+          // (as packA) instead of gathering NR strided values per k.
+          constexpr int64_t kBlock = 128;
+          for (int64_t kb = 0; kb < K; kb += kBlock) {
+            const int64_t ke = std::min(K, kb + kBlock);
             bSrc.visit([&](auto load) {
-              for (int64_t j = 0; j < valid; ++j)
-                row[j] = load(first + B.n * j);
+              for (int64_t j = 0; j < valid; ++j) {
+                const int64_t col = off + B.n * (n0 + j);
+                for (int64_t kk = kb; kk < ke; ++kk)
+                  dst[kk * NR + j] = load(col + kk);
+              }
             });
+            for (int64_t kk = kb; kk < ke; ++kk)
+              for (int64_t j = valid; j < NR; ++j)
+                dst[kk * NR + j] = 0.0f;
           }
-          for (int64_t j = valid; j < NR; ++j)
-            row[j] = 0.0f;
+        } else {
+          for (int64_t kk = 0; kk < K; ++kk) {
+            const int64_t first = off + B.k * kk + B.n * n0;
+            float *row = dst + kk * NR;
+            if (B.n == 1 && bSrc.dtype == TESSERA_DTYPE_F32) {
+              std::memcpy(row, static_cast<const float *>(bSrc.data) + first, size_t(valid) * sizeof(float));
+            } else {
+              bSrc.visit([&](auto load) {
+                for (int64_t j = 0; j < valid; ++j)
+                  row[j] = load(first + B.n * j);
+              });
+            }
+            for (int64_t j = valid; j < NR; ++j)
+              row[j] = 0.0f;
+          }
         }
       }
     }

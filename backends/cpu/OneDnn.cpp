@@ -12,6 +12,7 @@
 // thread's OpenMP setting. Declared here (weak, resolved through libdnnl's
 // libgomp) so the plugin includes no OpenMP header.
 extern "C" __attribute__((weak)) void omp_set_num_threads(int);
+extern "C" __attribute__((weak)) int omp_get_max_threads(void);
 #endif
 
 namespace tessera::cpu {
@@ -77,9 +78,33 @@ bool oneDnnMatmul(const LibraryGemm &g, float *c, unsigned threads, std::string 
   return true;
 }
 
+bool oneDnnSgemmSerial(const BlasGemm &g, float *c, int64_t ldc, std::string *why) {
+  // Without the OpenMP entry points oneDNN would use every core from inside
+  // a pool task.
+  if (!omp_set_num_threads || !omp_get_max_threads) {
+    *why = "oneDNN's OpenMP runtime does not export omp_set_num_threads";
+    return false;
+  }
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const dnnl_status_t s =
+      dnnl_sgemm(g.aTrans ? 'T' : 'N', g.bTrans ? 'T' : 'N', g.m, g.n, g.k, 1.0f, g.a, g.lda, g.b, g.ldb, 0.0f, c, ldc);
+  omp_set_num_threads(saved);
+  if (s != dnnl_success) {
+    *why = "dnnl_sgemm failed with status " + std::to_string(int(s));
+    return false;
+  }
+  return true;
+}
+
 #else
 
 bool oneDnnBuilt() { return false; }
+
+bool oneDnnSgemmSerial(const BlasGemm &, float *, int64_t, std::string *why) {
+  *why = "this build of the cpu plugin has no oneDNN (configure with TESSERA_WITH_ONEDNN and libdnnl-dev)";
+  return false;
+}
 
 bool oneDnnMatmul(const LibraryGemm &, float *, unsigned, std::string *why) {
   *why = "this build of the cpu plugin has no oneDNN (configure with TESSERA_WITH_ONEDNN and libdnnl-dev)";

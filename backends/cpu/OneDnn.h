@@ -15,6 +15,17 @@
 
 namespace tessera::cpu {
 
+// One f32 product in BLAS row-major layout: C (m x n, row stride ldc) =
+// op(A) (m x k) * op(B) (k x n). A is stored m x k with row stride lda, or
+// k x m when aTrans; B is stored k x n with row stride ldb, or n x k when
+// bTrans.
+struct BlasGemm {
+  int64_t m = 0, n = 0, k = 0;
+  const float *a = nullptr, *b = nullptr;
+  int64_t lda = 0, ldb = 0;
+  bool aTrans = false, bTrans = false;
+};
+
 // One contraction C[b] = A[b] (M x K) * B[b] (K x N) over strided operands
 // (strides and offsets in elements of the operand's dtype).
 struct LibraryGemm {
@@ -32,6 +43,12 @@ bool oneDnnBuilt();
 // Returns false with *why when oneDNN is not built in or rejects the
 // problem (dtype, strides); `c` is then unspecified.
 bool oneDnnMatmul(const LibraryGemm &g, float *c, unsigned threads, std::string *why);
+
+// C = op(A) op(B) through dnnl_sgemm on the calling thread only (a thread of
+// the plugin's pool: oneDNN starts and wakes no OpenMP worker; the calling
+// thread's OpenMP thread count is restored). False with *why when oneDNN is
+// not built in, cannot be held to one thread, or rejects the arguments.
+bool oneDnnSgemmSerial(const BlasGemm &g, float *c, int64_t ldc, std::string *why);
 
 } // namespace tessera::cpu
 

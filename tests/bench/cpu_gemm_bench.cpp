@@ -1,8 +1,12 @@
 // fp32 GEMM through the CPU plugin's ABI (dlopen): C = A x B with a `matmul`
 // Schedule IR kernel, timed over repetitions (median), with a spot check of
 // the result against float64. Driven by tests/bench/cpu_gemm.py, which runs
-// NumPy/OpenBLAS side by side.
-//   tessera-cpu-gemm-bench PLUGIN_SO M N K THREADS REPS
+// NumPy/OpenBLAS side by side, and by tests/bench/cpu_gemm_shapes.py
+// (transformer shapes against torch.mm).
+//   tessera-cpu-gemm-bench PLUGIN_SO M N K THREADS REPS [LAYOUT [KNOBS]]
+// LAYOUT: nn (A [M,K], B [K,N]; the default), nt (B stored [N,K], read
+// transposed), tn (A stored [K,M]). KNOBS: the kernel's knob line, e.g.
+// 'library="onednn"' or 'mc=128 kc=512'.
 #include "tessera/tessera_backend.h"
 
 #include <algorithm>
@@ -35,13 +39,19 @@ static void check(tessera_status_t *s, const char *what) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 7) {
-    std::fprintf(stderr, "usage: %s PLUGIN_SO M N K THREADS REPS\n", argv[0]);
+  if (argc < 7 || argc > 9) {
+    std::fprintf(stderr, "usage: %s PLUGIN_SO M N K THREADS REPS [nn|nt|tn [KNOBS]]\n", argv[0]);
     return 2;
   }
   const int64_t M = std::atoll(argv[2]), N = std::atoll(argv[3]), K = std::atoll(argv[4]);
   const uint32_t threads = uint32_t(std::atoi(argv[5]));
   const int reps = std::atoi(argv[6]);
+  const std::string layout = argc > 7 ? argv[7] : "nn", knobs = argc > 8 ? argv[8] : "";
+  if (layout != "nn" && layout != "nt" && layout != "tn") {
+    std::fprintf(stderr, "layout must be nn, nt or tn\n");
+    return 2;
+  }
+  const bool aT = layout == "tn", bT = layout == "nt";
   void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
   if (!h) {
     std::fprintf(stderr, "%s\n", dlerror());
@@ -60,11 +70,15 @@ int main(int argc, char **argv) {
   tessera_backend_plugin_t *plugin = nullptr;
   check(api->initialize(&host, &plugin), "initialize");
 
-  const std::string text = "tessera-schedule v1\nsymbols M N K\nkernel \"gemm\" matmul {\n"
-                           "  operand 0 in f32 [s0, s2]\n  operand 1 in f32 [s2, s1]\n  operand 2 out f32 [s0, s1]\n"
-                           "  parallel [s0, s1]\n  stage reduce [s2] {\n    v0: f32 = load 0 [p0, r0]\n"
-                           "    v1: f32 = load 1 [r0, p1]\n    v2: f32 = mul v0 v1\n    v3: f32 = reduce sum v2\n"
-                           "  }\n  stage map [] {\n    store 2 [p0, p1] v3\n  }\n}\n";
+  const std::string text =
+      std::string("tessera-schedule v1\nsymbols M N K\nkernel \"gemm\" matmul {\n") +
+      (aT ? "  operand 0 in f32 [s2, s0]\n" : "  operand 0 in f32 [s0, s2]\n") +
+      (bT ? "  operand 1 in f32 [s1, s2]\n" : "  operand 1 in f32 [s2, s1]\n") +
+      "  operand 2 out f32 [s0, s1]\n  parallel [s0, s1]\n" + (knobs.empty() ? "" : "  knobs " + knobs + "\n") +
+      "  stage reduce [s2] {\n" + (aT ? "    v0: f32 = load 0 [r0, p0]\n" : "    v0: f32 = load 0 [p0, r0]\n") +
+      (bT ? "    v1: f32 = load 1 [p1, r0]\n" : "    v1: f32 = load 1 [r0, p1]\n") +
+      "    v2: f32 = mul v0 v1\n    v3: f32 = reduce sum v2\n"
+      "  }\n  stage map [] {\n    store 2 [p0, p1] v3\n  }\n}\n";
   tessera_device_description_t target{sizeof(target), nullptr, "cpu", nullptr, nullptr};
   tessera_backend_compile_args_t args{};
   args.struct_size = sizeof(args);
@@ -111,7 +125,7 @@ int main(int argc, char **argv) {
     int64_t i = (s * 7919) % M, j = (s * 104729) % N;
     double want = 0;
     for (int64_t k = 0; k < K; ++k)
-      want += double(a[size_t(i * K + k)]) * b[size_t(k * N + j)];
+      want += double(a[size_t(aT ? k * M + i : i * K + k)]) * b[size_t(bT ? j * K + k : k * N + j)];
     maxErr = std::max(maxErr, std::fabs(want - c[size_t(i * N + j)]) / (1 + std::fabs(want)));
   }
   std::sort(times.begin(), times.end());

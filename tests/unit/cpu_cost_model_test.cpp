@@ -3,6 +3,7 @@
 // 32 KiB L1, 1 MiB L2, 32 MiB L3, AVX-512) so that the test does not depend
 // on the host. Each case compares two knob settings of one kernel.
 #include "CostModel.h"
+#include "OneDnn.h"
 
 #include "tessera/sdk/schedule_ir.h"
 
@@ -109,17 +110,38 @@ TEST(CpuCostModel, GemmShortPanelsCostMoreCalls) {
 }
 
 TEST(CpuCostModel, GemmEdgeRowsPadToWholeMicroTiles) {
-  // 29 rows run as 3 micro-tiles of 14, 28 rows as 2: time per row grows.
-  double t28 = predict(gemm(28, 1024, 1024, "threads=1"));
-  double t29 = predict(gemm(29, 1024, 1024, "threads=1"));
+  // The generated path: 29 rows run as 3 micro-tiles of 14, 28 rows as 2:
+  // time per row grows.
+  double t28 = predict(gemm(28, 1024, 1024, "threads=1 library=\"none\""));
+  double t29 = predict(gemm(29, 1024, 1024, "threads=1 library=\"none\""));
   EXPECT_GT(t29 / 29, t28 / 28 * 1.2);
 }
 
 TEST(CpuCostModel, GemmThreadsHelpOnlyWithTasksToShare) {
-  // Many blocks: two threads are faster than one.
-  EXPECT_LT(predict(gemm(1024, 1024, 512, "threads=2")), 0.7 * predict(gemm(1024, 1024, 512, "threads=1")));
-  // More threads than cores: no gain over using every core.
-  EXPECT_DOUBLE_EQ(predict(gemm(1024, 1024, 512, "threads=8")), predict(gemm(1024, 1024, 512, "threads=2")));
+  // On either engine (without oneDNN both lines cost the generated path).
+  for (const std::string library : {"", " library=\"none\""}) {
+    // Many blocks: two threads are faster than one.
+    EXPECT_LT(predict(gemm(1024, 1024, 512, "threads=2" + library)),
+              0.7 * predict(gemm(1024, 1024, 512, "threads=1" + library)));
+    // More threads than cores: no gain over using every core.
+    EXPECT_DOUBLE_EQ(predict(gemm(1024, 1024, 512, "threads=8" + library)),
+                     predict(gemm(1024, 1024, 512, "threads=2" + library)));
+  }
+}
+
+TEST(CpuCostModel, GemmLibraryBlocksFollowTheEngine) {
+  // Without knobs the model costs the engine the launch takes: oneDNN's
+  // BLAS blocks when built in, which skip the generated path's padding of
+  // 29 rows to three 14-row micro-tiles.
+  const double dflt = predict(gemm(29, 1024, 1024, "threads=1"));
+  const double generated = predict(gemm(29, 1024, 1024, "threads=1 library=\"none\""));
+  if (oneDnnBuilt())
+    EXPECT_LT(dflt, generated);
+  else
+    EXPECT_DOUBLE_EQ(dflt, generated);
+  // Blocking knobs tune the generated driver, so they select it.
+  EXPECT_DOUBLE_EQ(predict(gemm(29, 1024, 1024, "threads=1 mc=182 kc=256 nc=512")),
+                   predict(gemm(29, 1024, 1024, "threads=1 library=\"none\" mc=182 kc=256 nc=512")));
 }
 
 TEST(CpuCostModel, LoopThreadsBeyondTilesGainNothing) {
