@@ -332,26 +332,32 @@ std::string emitIndex(const IndexExpr &e, const std::map<int64_t, tessera_dtype_
 }
 
 // ---- 16-byte vector access analysis ---------------------------------------------
-//
-// A load or store is in vector form when its innermost index is exactly r0
-// (unit stride along the stage's only inner loop) and no other dimension
-// mentions r0 or a value, so 8 consecutive r0 are 8 consecutive elements at
-// a base that depends only on parallel loops and symbols. Elements of 1, 2
-// or 4 bytes (8 of them: 8, 16 or 32 bytes per access).
-bool vecForm(const Kernel &k, const Instr &in) {
+
+// True when `in` walks loop (kind, which) with unit stride: its innermost
+// index is exactly that loop variable, no other dimension mentions it, an
+// inner loop or a value, it has no mask, and its elements are 1, 2 or 4
+// bytes, so 8 consecutive iterations are one 8-, 16- or 32-byte access.
+bool unitStrideAlong(const Kernel &k, const Instr &in, K kind, int64_t which) {
   if (in.index.empty() || in.mask)
     return false;
   size_t sz = dtypeSize(k.operands[in.operand].dtype);
   if (sz != 1 && sz != 2 && sz != 4)
     return false;
   const IndexExpr &last = in.index.back();
-  if (!(last.kind == K::Inner && last.value == 0))
+  if (!(last.kind == kind && last.value == which))
     return false;
   for (size_t d = 0; d + 1 < in.index.size(); ++d)
-    if (mentions(in.index[d], K::Inner) || mentions(in.index[d], K::Value))
+    if (mentions(in.index[d], kind, which) || mentions(in.index[d], K::Inner) || mentions(in.index[d], K::Value))
       return false;
   return true;
 }
+
+// A load or store is in vector form when its innermost index is exactly r0
+// (unit stride along the stage's only inner loop) and no other dimension
+// mentions r0 or a value, so 8 consecutive r0 are 8 consecutive elements at
+// a base that depends only on parallel loops and symbols. Elements of 1, 2
+// or 4 bytes (8 of them: 8, 16 or 32 bytes per access).
+bool vecForm(const Kernel &k, const Instr &in) { return unitStrideAlong(k, in, K::Inner, 0); }
 
 // Every stage has exactly one inner loop (the same extent when several
 // stages), every access touching r0 is in vector form, every store is.
@@ -1637,20 +1643,7 @@ bool epiVectorizable(const Kernel &k) {
   if (k.parallel.size() < 2 || k.stages.size() < 2)
     return false;
   const int64_t pn = static_cast<int64_t>(k.parallel.size() - 1);
-  auto vecAlongN = [&](const Instr &in) {
-    if (in.index.empty() || in.mask)
-      return false;
-    size_t sz = dtypeSize(k.operands[in.operand].dtype);
-    if (sz != 1 && sz != 2 && sz != 4)
-      return false;
-    const IndexExpr &last = in.index.back();
-    if (!(last.kind == K::Parallel && last.value == pn))
-      return false;
-    for (size_t d = 0; d + 1 < in.index.size(); ++d)
-      if (mentions(in.index[d], K::Parallel, pn) || mentions(in.index[d], K::Value) || mentions(in.index[d], K::Inner))
-        return false;
-    return true;
-  };
+  auto vecAlongN = [&](const Instr &in) { return unitStrideAlong(k, in, K::Parallel, pn); };
   std::set<int64_t> stored;
   for (size_t si = 1; si < k.stages.size(); ++si)
     for (const Instr &in : k.stages[si].body)
