@@ -100,31 +100,30 @@ step "numerics vs PyTorch (rel err <= 2e-2 per case) [$((SECONDS - t1)) s]" $rc
 fi
 rm -rf "$data"
 
+# conformance LABEL LOG [ARGS...]: the suite on the cuda plugin with the two
+# example programs, its failures and summary line, one step.
+conformance() {
+  local label="$1" log="$out/$2" t=$SECONDS rc summary
+  shift 2
+  timeout 420 env LD_LIBRARY_PATH="$tessera_ld" "$bundle/bin/tessera-conformance" --plugin cuda \
+    --plugin-path "$plugins" "$@" --program "docs/examples/mlp.tsr:B=3" \
+    --program "docs/examples/transformer_block.tsr:B=2,S=16:D=32,H=4" > "$log" 2>&1
+  rc=$?
+  grep -E "^(FAIL|UNSUPPORTED)" "$log" | head -40
+  summary="$(grep -E "passed, .* failed, .* unsupported" "$log" | tail -1)"
+  [ -n "$summary" ] || summary="(no summary line: exit $rc; see $(basename "$log"), tail below)"
+  [ $rc -eq 0 ] || tail -5 "$log"
+  step "$label: $summary [$((SECONDS - t)) s]" $rc
+}
+
 if want conformance; then
 echo "== conformance suite (cuda plugin)"
-timeout 420 env LD_LIBRARY_PATH="$tessera_ld" "$bundle/bin/tessera-conformance" --plugin cuda --plugin-path "$plugins" \
-  --program "docs/examples/mlp.tsr:B=3" \
-  --program "docs/examples/transformer_block.tsr:B=2,S=16:D=32,H=4" > "$out/conformance.txt" 2>&1
-rc=$?
-grep -E "^(FAIL|UNSUPPORTED)" "$out/conformance.txt" | head -40
-conf_summary="$(grep -E "passed, .* failed, .* unsupported" "$out/conformance.txt" | tail -1)"
-[ -n "$conf_summary" ] || conf_summary="(no summary line: exit $rc; see conformance.txt, tail below)"
-[ $rc -eq 0 ] || tail -5 "$out/conformance.txt"
-step "conformance: $conf_summary [$((SECONDS - t0)) s]" $rc
+conformance "conformance" conformance.txt
 fi
 
 if want conformance-fused; then
 echo "== conformance suite (cuda plugin) at opt level 2 (fused kernels)"
-t1=$SECONDS
-timeout 420 env LD_LIBRARY_PATH="$tessera_ld" "$bundle/bin/tessera-conformance" --plugin cuda --plugin-path "$plugins" \
-  --opt-level 2 --program "docs/examples/mlp.tsr:B=3" \
-  --program "docs/examples/transformer_block.tsr:B=2,S=16:D=32,H=4" > "$out/conformance-fused.txt" 2>&1
-rc=$?
-grep -E "^(FAIL|UNSUPPORTED)" "$out/conformance-fused.txt" | head -40
-fused_summary="$(grep -E "passed, .* failed, .* unsupported" "$out/conformance-fused.txt" | tail -1)"
-[ -n "$fused_summary" ] || fused_summary="(no summary line: exit $rc; see conformance-fused.txt, tail below)"
-[ $rc -eq 0 ] || tail -5 "$out/conformance-fused.txt"
-step "conformance at opt level 2: $fused_summary [$((SECONDS - t1)) s]" $rc
+conformance "conformance at opt level 2" conformance-fused.txt --opt-level 2
 fi
 
 if want conformance-lib; then
