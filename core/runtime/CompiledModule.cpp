@@ -274,6 +274,11 @@ bool profileKernels() {
   return on;
 }
 
+Error compileOnlyError() {
+  return makeError(ErrorCode::NoDevice, "the module was compiled for a device description (compile-only); "
+                                        "compile or load it for a live device to run it");
+}
+
 void reportKernelTime(size_t index, const std::string &name, const std::vector<std::string> &ops, double seconds) {
   std::string joined;
   for (const std::string &op : ops)
@@ -288,8 +293,7 @@ Error CompiledModule::execute(const ShapePlan &plan, const std::vector<tessera_b
                               const std::vector<tessera_backend_buffer_t *> &outputs, uint32_t numThreads,
                               bool async) {
   if (!device_)
-    return makeError(ErrorCode::NoDevice, "the module was compiled for a device description (compile-only); "
-                                          "compile or load it for a live device to run it");
+    return compileOnlyError();
   auto launchFn = plugin_->slot(&tessera_backend_api_t::launch);
   auto syncFn = plugin_->slot(&tessera_backend_api_t::synchronize);
   auto allocateFn = plugin_->slot(&tessera_backend_api_t::buffer_allocate);
@@ -372,8 +376,7 @@ Error CompiledModule::execute(const ShapePlan &plan, const std::vector<tessera_b
 
 Error CompiledModule::synchronize() {
   if (!device_)
-    return makeError(ErrorCode::NoDevice, "the module was compiled for a device description (compile-only); "
-                                          "compile or load it for a live device to run it");
+    return compileOnlyError();
   auto syncFn = plugin_->slot(&tessera_backend_api_t::synchronize);
   if (!syncFn)
     return makeError(ErrorCode::Unsupported, "plugin '" + plugin_->name() + "' cannot synchronize");
