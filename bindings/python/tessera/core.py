@@ -729,6 +729,17 @@ _TORCH_DL = {"f64": ("float64", 2, 64), "f32": ("float32", 2, 32), "f16": ("floa
 _MAX_RANK = _abi.TESSERA_MAX_RANK
 
 
+def _run_options(num_threads, asynchronous):
+    """A tessera_run_options_t by reference, or None for the defaults."""
+    if not (num_threads or asynchronous):
+        return None
+    opts = _abi.tessera_run_options_t()
+    opts.struct_size = ctypes.sizeof(_abi.tessera_run_options_t)
+    opts.num_threads = num_threads
+    opts.flags = _abi.TESSERA_RUN_ASYNC if asynchronous else 0
+    return _byref(opts)
+
+
 class _Frame:
     """Scratch of one Module.__call__ fast-path call, reused by later calls.
     A module keeps a pool; a call takes a frame out and puts it back, so
@@ -1109,12 +1120,7 @@ class Module:
                     if len(shape) > _MAX_RANK:
                         return None
                     fr.import_input(i, address, shape, self._names[i])
-            opts = None
-            if asynchronous:
-                opts = _abi.tessera_run_options_t()
-                opts.struct_size = ctypes.sizeof(_abi.tessera_run_options_t)
-                opts.flags = _abi.TESSERA_RUN_ASYNC
-                opts = _byref(opts)
+            opts = _run_options(0, asynchronous)
             outs = fr.outs
             st = _run_raw(self._mod_arg, opts, self._n_in_arg, fr.ins, self._n_out_arg, outs)
             if st:
@@ -1156,13 +1162,7 @@ class Module:
             ptrs, keep = _to_tensors(self.context, inputs, self._expected, self._names)
             ins = (_c_void_p * (len(ptrs) or 1))(*ptrs)
             outs = self._OutArr()
-            opts = None
-            if num_threads or asynchronous:
-                opts = _abi.tessera_run_options_t()
-                opts.struct_size = ctypes.sizeof(_abi.tessera_run_options_t)
-                opts.num_threads = num_threads
-                opts.flags = _abi.TESSERA_RUN_ASYNC if asynchronous else 0
-                opts = _byref(opts)
+            opts = _run_options(num_threads, asynchronous)
             st = _run_c(mod, opts, self._n_in, ins, self._n_out, outs)
             del keep
         finally:
