@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 #include <mutex>
+#include <type_traits>
 
 namespace tessera::cuda {
 
@@ -57,6 +58,14 @@ CudaDriver openDriver() {
   load(d.cuMemsetD8, "cuMemsetD8_v2");
   load(d.cuMemcpyDtoD, "cuMemcpyDtoD_v2");
   load(d.cuPointerGetAttribute, "cuPointerGetAttribute");
+  auto optional = [&](auto &fn, const char *name) { fn = reinterpret_cast<std::decay_t<decltype(fn)>>(dlsym(lib, name)); };
+  optional(d.cuMemPoolCreate, "cuMemPoolCreate");
+  optional(d.cuMemPoolDestroy, "cuMemPoolDestroy");
+  optional(d.cuMemPoolSetAttribute, "cuMemPoolSetAttribute");
+  optional(d.cuMemPoolTrimTo, "cuMemPoolTrimTo");
+  optional(d.cuMemAllocFromPoolAsync, "cuMemAllocFromPoolAsync");
+  optional(d.cuMemFreeAsync, "cuMemFreeAsync");
+  optional(d.cuTensorMapEncodeTiled, "cuTensorMapEncodeTiled");
   if (const std::string &missing = load.missing(); !missing.empty()) {
     d.unavailableReason = "CUDA driver too old: libcuda.so.1 lacks " + missing;
     return d;

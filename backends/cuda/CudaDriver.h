@@ -53,6 +53,20 @@ struct CudaDriver {
   // Which device a wrapped pointer belongs to (buffer_wrap).
   CUresult (*cuPointerGetAttribute)(void *, CUpointer_attribute, CUdeviceptr);
 
+  // Optional (NULL where the driver lacks them; the plugin then falls back).
+  // Stream-ordered allocation (CUDA 11.2): buffers come from a memory pool
+  // and frees are ordered after earlier launches instead of waiting for them.
+  CUresult (*cuMemPoolCreate)(CUmemoryPool *, const CUmemPoolProps *);
+  CUresult (*cuMemPoolDestroy)(CUmemoryPool);
+  CUresult (*cuMemPoolSetAttribute)(CUmemoryPool, CUmemPool_attribute, void *);
+  CUresult (*cuMemPoolTrimTo)(CUmemoryPool, size_t);
+  CUresult (*cuMemAllocFromPoolAsync)(CUdeviceptr *, size_t, CUmemoryPool, CUstream);
+  CUresult (*cuMemFreeAsync)(CUdeviceptr, CUstream);
+  // Tensor maps for the Hopper bulk tensor copy (TMA, CUDA 12.0).
+  CUresult (*cuTensorMapEncodeTiled)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
+                                     const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave,
+                                     CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
   // "CUDA_ERROR_OUT_OF_MEMORY (out of memory)".
   std::string describe(CUresult result) const;
 };

@@ -81,6 +81,10 @@ struct Device {
   uint32_t smCount = 0;
   CUstream stream = nullptr;   // created with the context; blocking, so the
                                // synchronous copies order after launches
+  // Tessera's own stream-ordered memory pool (NULL: cuMemAlloc/cuMemFree).
+  // Freed memory stays in the pool for later allocations, so a run's outputs
+  // cost neither a cuMemAlloc nor a cuMemFree, which waits for the device.
+  CUmemoryPool pool = nullptr;
   std::shared_ptr<LibraryState> library = std::make_shared<LibraryState>();
 };
 
@@ -102,7 +106,8 @@ struct tessera_backend_buffer_t {
   CUdeviceptr pointer;
   uint64_t size;
   uint32_t ordinal;
-  bool owned = true; // false for buffer_wrap: the memory belongs to the caller
+  bool owned = true;   // false for buffer_wrap: the memory belongs to the caller
+  bool pooled = false; // from Device::pool: freed in stream order
 };
 
 // A compiled program: the cubin plus what launching needs. The CUmodule is
@@ -179,6 +184,35 @@ void enumerate(tessera_backend_plugin_t *p) {
 }
 
 // Makes the device's primary context current on this thread.
+// A device-local memory pool that keeps what is freed (release threshold
+// unlimited; trimmed when an allocation runs out of memory), or NULL where
+// the driver or device has no memory pools or TESSERA_CUDA_POOL=0.
+CUmemoryPool createPool(CUdevice device) {
+  const auto &d = cudaDriver();
+  const char *env = std::getenv("TESSERA_CUDA_POOL");
+  if ((env && std::strcmp(env, "0") == 0) || !d.cuMemPoolCreate || !d.cuMemPoolSetAttribute || !d.cuMemPoolTrimTo ||
+      !d.cuMemAllocFromPoolAsync || !d.cuMemFreeAsync || !d.cuMemPoolDestroy)
+    return nullptr;
+  int supported = 0;
+  if (d.cuDeviceGetAttribute(&supported, CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED, device) != CUDA_SUCCESS ||
+      !supported)
+    return nullptr;
+  CUmemPoolProps props{};
+  props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+  props.handleTypes = CU_MEM_HANDLE_TYPE_NONE;
+  props.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  props.location.id = static_cast<int>(device);
+  CUmemoryPool pool = nullptr;
+  if (d.cuMemPoolCreate(&pool, &props) != CUDA_SUCCESS)
+    return nullptr;
+  cuuint64_t keep = ~cuuint64_t(0);
+  if (d.cuMemPoolSetAttribute(pool, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &keep) != CUDA_SUCCESS) {
+    d.cuMemPoolDestroy(pool);
+    return nullptr;
+  }
+  return pool;
+}
+
 tessera_status_t *useDevice(tessera_backend_plugin_t *p, uint32_t ordinal) {
   std::call_once(p->enumerated, enumerate, p);
   if (ordinal >= p->devices.size())
@@ -203,6 +237,7 @@ tessera_status_t *useDevice(tessera_backend_plugin_t *p, uint32_t ordinal) {
         return makeStatus(p->host, TESSERA_STATUS_DEVICE_ERROR, "cuda: creating the device's stream: %s",
                           d.describe(r).c_str());
       }
+      dev.pool = createPool(dev.handle);
     }
   }
   CUresult r = d.cuCtxSetCurrent(dev.context);
@@ -242,6 +277,8 @@ tessera_status_t *shutdown(tessera_backend_plugin_t *p) {
           d.cuMemFree(lib.workspace);
         if (lib.scratch)
           d.cuMemFree(lib.scratch);
+        if (dev.pool)
+          d.cuMemPoolDestroy(dev.pool);
         if (dev.stream)
           d.cuStreamDestroy(dev.stream);
       }
@@ -285,12 +322,29 @@ tessera_status_t *bufferAllocate(tessera_backend_plugin_t *p, uint32_t ordinal, 
                                  tessera_backend_buffer_t **out_buffer) {
   if (tessera_status_t *s = useDevice(p, ordinal))
     return s;
+  const auto &d = cudaDriver();
+  const Device &dev = p->devices[ordinal];
   CUdeviceptr ptr = 0;
-  if (CUresult r = cudaDriver().cuMemAlloc(&ptr, size); r != CUDA_SUCCESS)
+  if (dev.pool && size > 0) {
+    CUresult r = d.cuMemAllocFromPoolAsync(&ptr, size, dev.pool, dev.stream);
+    if (r == CUDA_ERROR_OUT_OF_MEMORY) {
+      // Memory the pool keeps may be what is missing: return it and retry.
+      d.cuStreamSynchronize(dev.stream);
+      d.cuMemPoolTrimTo(dev.pool, 0);
+      r = d.cuMemAllocFromPoolAsync(&ptr, size, dev.pool, dev.stream);
+    }
+    if (r != CUDA_SUCCESS)
+      return cudaError(p, "cuMemAllocFromPoolAsync", r);
+  } else if (CUresult r = d.cuMemAlloc(&ptr, size); r != CUDA_SUCCESS) {
     return cudaError(p, "cuMemAlloc", r);
-  auto *buffer = new (std::nothrow) tessera_backend_buffer_t{ptr, size, ordinal};
+  }
+  const bool pooled = dev.pool && size > 0;
+  auto *buffer = new (std::nothrow) tessera_backend_buffer_t{ptr, size, ordinal, true, pooled};
   if (!buffer) {
-    cudaDriver().cuMemFree(ptr);
+    if (pooled)
+      d.cuMemFreeAsync(ptr, dev.stream);
+    else
+      d.cuMemFree(ptr);
     return makeStatus(p->host, TESSERA_STATUS_OUT_OF_MEMORY, "cuda: out of host memory");
   }
   *out_buffer = buffer;
@@ -303,9 +357,15 @@ tessera_status_t *bufferFree(tessera_backend_plugin_t *p, tessera_backend_buffer
   tessera_status_t *s = nullptr;
   if (buffer->owned) {
     s = useDevice(p, buffer->ordinal);
-    if (!s)
+    if (!s && buffer->pooled) {
+      // Ordered after every launch enqueued before it (tessera_backend.h).
+      if (CUresult r = cudaDriver().cuMemFreeAsync(buffer->pointer, p->devices[buffer->ordinal].stream);
+          r != CUDA_SUCCESS)
+        s = cudaError(p, "cuMemFreeAsync", r);
+    } else if (!s) {
       if (CUresult r = cudaDriver().cuMemFree(buffer->pointer); r != CUDA_SUCCESS)
         s = cudaError(p, "cuMemFree", r);
+    }
   }
   delete buffer;
   return s;
