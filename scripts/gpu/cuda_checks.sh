@@ -15,6 +15,13 @@
 #      forced, a fused GELU on both paths), SDPA (B4 H16 S4096; D 128 and
 #      64, causal and not; the flash kernel on wgmma and on mma.sync),
 #      layer_norm / rms_norm / softmax 16384x4096 bf16, device-to-device copy.
+#   3b. ("matmul", after "bench") a compiled bf16 matmul (default schedule:
+#      the cost model picks cuBLASLt) against torch.matmul, timed INTERLEAVED
+#      in one process: rounds of N back-to-back calls per side between CUDA
+#      events, the first side alternating, so clock/thermal drift hits both
+#      alike; 4096^3, 8192^3 and the transformer block's projections
+#      (8192x2048x2048, 8192x8192x2048, 8192x2048x8192); the median of the
+#      per-round ratios against the 0.98x goal (scripts/gpu/matmul_vs_torch.py).
 # Every step's failure is printed and the next step still runs; full logs go
 # to $OUT; the summary and ONE table are printed last. Exit status: 0 only if
 # every step passed.
@@ -24,8 +31,8 @@
 #      Spearman over the whole space and the top-32 search against the
 #      exhaustive best, GEMM 4096^3 and layer_norm 16384x4096 bf16
 #      (tests/bench/schedule_search.py --target cuda; docs/perf.md).
-# TESSERA_CHECKS picks steps (default conformance,conformance-fused,conformance-lib,bench,python,block;
-# also search); conformance-fused compiles every case at opt level 2 (fusion on);
+# TESSERA_CHECKS picks steps (default conformance,conformance-fused,conformance-lib,bench,matmul,python,
+# block; also search); conformance-fused compiles every case at opt level 2 (fusion on);
 # TESSERA_BENCH_CASES restricts the benchmark (comma-separated globs).
 set -uo pipefail
 bundle="${TESSERA_BUNDLE:-build/gpu-bundle}"
@@ -66,7 +73,7 @@ status=()
 step() { # step NAME RC
   if [ "$2" -eq 0 ]; then status+=("PASS  $1"); else status+=("FAIL  $1 (exit $2; log in \$OUT)"); fi
 }
-want() { [[ ",${TESSERA_CHECKS:-conformance,conformance-fused,conformance-lib,bench,python,block}," == *",$1,"* ]]; }
+want() { [[ ",${TESSERA_CHECKS:-conformance,conformance-fused,conformance-lib,bench,matmul,python,block}," == *",$1,"* ]]; }
 t0=$SECONDS
 
 echo "== device"
@@ -99,6 +106,16 @@ rc=$?
 step "numerics vs PyTorch (rel err <= 2e-2 per case) [$((SECONDS - t1)) s]" $rc
 fi
 rm -rf "$data"
+
+if want matmul; then
+echo "== matmul vs torch.matmul (cuBLAS), interleaved in one process"
+t1=$SECONDS
+LD_LIBRARY_PATH="$tessera_ld" TESSERA_LIBRARY="$PWD/$bundle/lib/libtessera.so" PYTHONPATH="$PWD/bindings/python" \
+  PYTHONUNBUFFERED=1 timeout 300 python3 scripts/gpu/matmul_vs_torch.py > "$out/matmul.txt" 2>&1
+rc=$?
+grep -E "^[0-9]+x[0-9]+x[0-9]+: |^dry run" "$out/matmul.txt" | cut -c1-300
+step "$(tail -1 "$out/matmul.txt") [$((SECONDS - t1)) s]" $rc
+fi
 
 # conformance LABEL LOG [ARGS...]: the suite on the cuda plugin with the two
 # example programs, its failures and summary line, one step.
@@ -172,6 +189,11 @@ echo
 echo "== summary"
 printf '%s\n' "${status[@]}"
 [ -f "$out/table.txt" ] && cat "$out/table.txt"
+if [ -f "$out/matmul.txt" ]; then
+  echo
+  if grep -q "^Tessera matmul " "$out/matmul.txt"; then sed -n '/^Tessera matmul /,$p' "$out/matmul.txt"
+  else tail -5 "$out/matmul.txt"; fi
+fi
 [ -f "$out/block.txt" ] && { echo; cat "$out/block.txt"; }
 echo "total $((SECONDS - t0)) s"
 for s in "${status[@]}"; do [[ "$s" == PASS* ]] || exit 1; done

@@ -17,7 +17,14 @@ TESSERA_BLOCK_PROFILE=1: after each shape's line, a per-kernel breakdown of
 one call of each side from torch.profiler (CUPTI sees the plugin's driver-API
 launches and cuBLASLt's kernels as well as PyTorch's): GPU time and count per
 kernel name, the GPU sum against the call's wall time (the rest is host work
-the GPU waited on: binding, launch path, synchronization)."""
+the GPU waited on: binding, launch path, synchronization). Then the host side
+of a call (torch.profiler with CPU activity too): its host time per call
+(unprofiled enqueue time, and the profiled record_function range) and the top
+CUDA runtime/driver API entries inside it by total time per call (cu*/cuda*:
+cuLaunchKernel, cudaLaunchKernel, cudaStreamSynchronize, ...); the rest of the
+range is host work without an entry (Kineto records the runtime API but of the
+driver API only kernel launches and a few cuMem* VMM calls, so the plugin's
+cuMemAlloc / cuMemFree / cuStreamSynchronize and cublasLtMatmul fall there)."""
 import math
 import os
 import statistics
@@ -68,19 +75,70 @@ def timed(fn, warmup=5, reps=20):
     return statistics.median(times)
 
 
+CALL = "block call"  # the record_function range around each profiled call
+
+
+def host_api(label, events, reps, host_ms):
+    """The host side of one call from the profiler's CPU events: the CUDA
+    runtime/driver API entries (cu*, cuda*) inside the calls' ranges, by
+    total time per call. Kineto records the runtime API and, of the driver
+    API, only kernel launches (cuLaunchKernel[Ex]) and a few cuMem* VMM
+    calls: the plugin's cuMemAlloc / cuMemFree / cuStreamSynchronize and
+    library entry points such as cublasLtMatmul do not show as entries;
+    their time is in the remainder (with the binding's and the plugin's own
+    host work)."""
+    def span(ev):
+        tr = getattr(ev, "time_range", None)
+        return (tr.start, tr.end) if tr is not None else (0, 0)
+    cpu = [ev for ev in events if "CUDA" not in str(getattr(ev, "device_type", ""))]
+    calls = sorted(span(ev) for ev in cpu if ev.name == CALL)
+    apis = [ev for ev in cpu if ev.name.startswith("cu")]
+    inside = [ev for ev in apis if any(a <= span(ev)[0] and span(ev)[1] <= b for a, b in calls)]
+    where = "inside the calls"
+    if apis and not inside:  # clocks not comparable: all entries (the final synchronize included)
+        inside, where = apis, "whole profile, calls not matched"
+    rows = {}
+    for ev in inside:
+        a, b = span(ev)
+        t, n = rows.get(ev.name, (0.0, 0))
+        rows[ev.name] = (t + (b - a), n + 1)
+    in_range = sum(b - a for a, b in calls) / max(len(calls), 1) / 1e3
+    api_ms = sum(t for t, _ in rows.values()) / reps / 1e3
+    print(f"  [{label}] host per call: {host_ms:.3f} ms unprofiled (enqueue, no sync), {in_range:.3f} ms profiled; "
+          f"CUDA runtime/driver API entries {api_ms:.3f} ms over {sum(n for _, n in rows.values()) / reps:.0f} "
+          f"entries ({where})")
+    for name, (t, n) in sorted(rows.items(), key=lambda kv: -kv[1][0])[:8]:
+        print(f"    {t / reps / 1e3:8.4f} ms  x{n / reps:<4.1f} {name[:110]} (host)")
+    if calls:
+        print(f"    {max(in_range - api_ms, 0.0):8.4f} ms        rest of the host time: not in a recorded API entry "
+              f"(Python, binding, plugin/library host work; driver calls Kineto does not record: "
+              f"cuMemAlloc, cuMemFree, cuStreamSynchronize, cublasLt*)")
+
+
 def profile(label, fn, reps=5):
-    """Per-kernel GPU time of `reps` calls of fn, averaged per call."""
-    from torch.profiler import profile as tprofile, ProfilerActivity
+    """Per-kernel GPU time of `reps` calls of fn, averaged per call; then the
+    host side of a call (host_api)."""
+    import time
+    from torch.profiler import profile as tprofile, ProfilerActivity, record_function
     fn()
     torch.cuda.synchronize()
-    with tprofile(activities=[ProfilerActivity.CUDA]) as prof:
+    h0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    host_ms = (time.perf_counter() - h0) * 1e3 / reps
+    torch.cuda.synchronize()
+    with tprofile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for _ in range(reps):
-            fn()
+            with record_function(CALL):
+                fn()
         torch.cuda.synchronize()
     rows = {}
-    for ev in prof.events():
+    events = prof.events()
+    for ev in events:
         if getattr(ev, "device_type", None) is None or "CUDA" not in str(ev.device_type):
             continue
+        if ev.name == CALL or getattr(ev, "is_user_annotation", False):
+            continue  # the range's GPU-side span (gpu_user_annotation), not a kernel
         us = getattr(ev, "device_time", None) or getattr(ev, "cuda_time", 0) or 0
         name = ev.name
         t, n = rows.get(name, (0.0, 0))
@@ -90,6 +148,7 @@ def profile(label, fn, reps=5):
           f"{sum(n for _, n in rows.values()) / reps:.0f} launches")
     for name, (t, n) in sorted(rows.items(), key=lambda kv: -kv[1][0]):
         print(f"    {t / reps / 1e3:8.4f} ms  x{n / reps:<4.0f} {name[:110]}")
+    host_api(label, events, reps, host_ms)
     return total / 1e3
 
 
