@@ -127,10 +127,11 @@ std::string knobProblem(const Program &program, size_t kernel, const KernelPlan 
     return plan.knobIssue;
   if (k.knobs.count("gemm_path")) {
     const std::string path = k.knobString("gemm_path");
-    LaunchMode want = path == "wgmma" ? LaunchMode::Wgmma : path == "mma_async" ? LaunchMode::GemmAsync
-                                                                                 : LaunchMode::Gemm;
-    if (path != "wgmma" && path != "mma_async" && path != "mma")
-      return "unknown gemm_path '" + path + "' (known: wgmma, mma_async, mma)";
+    LaunchMode want = path == "wgmma" || path == "wgmma_cp_async" ? LaunchMode::Wgmma
+                      : path == "mma_async"                        ? LaunchMode::GemmAsync
+                                                                   : LaunchMode::Gemm;
+    if (path != "wgmma" && path != "wgmma_cp_async" && path != "mma_async" && path != "mma")
+      return "unknown gemm_path '" + path + "' (known: wgmma, wgmma_cp_async, mma_async, mma)";
     if (cfg.mode != want)
       return "gemm_path '" + path + "' does not apply to this kernel on this architecture";
   }
@@ -219,9 +220,13 @@ CostResult estimateKernelCost(const Program &program, size_t kernel, const Kerne
     r.flops = 2.0 * double(P) * double(K);
     double peak = plan.gemm.input == GemmInput::TF32 ? gpu.tf32FlopsPerSecond : gpu.tensorFlopsPerSecond;
     // Fractions of the datasheet rate measured on an H200 at 4096^3
-    // (docs/perf.md, 2026-11-21): wgmma 0.50, the cp.async + ldmatrix
-    // mma.sync pipeline 0.33, the register double-buffered mma.sync 0.16.
-    double efficiency = cfg.mode == LaunchMode::Wgmma ? 0.50 : cfg.mode == LaunchMode::GemmAsync ? 0.33 : 0.16;
+    // (docs/perf.md, 2026-11-21): wgmma fed by cp.async 0.50, the cp.async
+    // + ldmatrix mma.sync pipeline 0.33, the register double-buffered
+    // mma.sync 0.16; wgmma fed by TMA (warp-specialized, persistent) 0.68.
+    const bool tma = plan.gemm.wgmmaConfig.family == GemmFamily::WgmmaTma;
+    double efficiency = cfg.mode == LaunchMode::Wgmma       ? (tma ? 0.68 : 0.50)
+                        : cfg.mode == LaunchMode::GemmAsync ? 0.33
+                                                            : 0.16;
     // Short K leaves the pipeline's fill and drain unamortized: wgmma ran
     // at 0.25 with K = 1024 (4096x4096) and 0.32 with K = 2048 (8192x8192)
     // in the transformer block (docs/perf.md, 2026-11-21): about

@@ -930,10 +930,11 @@ struct Emitter {
 
   size_t numBase() const { return kernel.operands.size() + program.symbols.size(); }
 
-  void emitPrologue(const std::string &fn, size_t slots, int launchBounds, int minBlocks = 0) {
+  void emitPrologue(const std::string &fn, size_t slots, int launchBounds, int minBlocks = 0,
+                    const char *extraParams = "") {
     out << "extern \"C\" __global__ void __launch_bounds__(" << launchBounds
         << (minBlocks > 0 ? ", " + std::to_string(minBlocks) : std::string()) << ") " << fn << "(const TsrP" << slots
-        << " P) {\n";
+        << " P" << extraParams << ") {\n";
     for (size_t o = 0; o < kernel.operands.size(); ++o) {
       const Operand &op = kernel.operands[o];
       bool in = op.role == OperandRole::In;
@@ -1924,7 +1925,7 @@ void Emitter::emitPipelined(const std::string &fn, size_t slots, const GemmPlan 
   GemmHooks h;
   h.out = &out;
   h.prologue = [&] {
-    emitPrologue(fn, slots, cfg.threads(), 1);
+    emitPrologue(fn, slots, cfg.threads(), 1, cfg.family == GemmFamily::WgmmaTma ? kTensorMapParams : "");
     emitGemmExtents(g);
   };
   h.batchSetup = [&](const std::string &indent) { emitGemmBatchSetup(g, indent); };
@@ -2120,6 +2121,7 @@ bool generateProgram(const Program &program, const CodegenOptions &options, Gene
   std::ostringstream src;
   src << kPrelude;
   std::set<size_t> structs;
+  bool usesTensorMaps = false;
   std::ostringstream bodies;
   for (size_t ki = 0; ki < program.kernels.size(); ++ki) {
     const Kernel &k = program.kernels[ki];
@@ -2158,7 +2160,12 @@ bool generateProgram(const Program &program, const CodegenOptions &options, Gene
       // request (gemm_path=mma_async): each variant costs NVRTC ~1 s.
       gm.async = !gm.wgmma || k.knobString("gemm_path") == "mma_async";
       gm.asyncConfig = pipelinedGemmFor(GemmFamily::MmaAsync, options.smVersion, gm.bKContig, f16, gm.plainStore);
-      gm.wgmmaConfig = pipelinedGemmFor(GemmFamily::Wgmma, options.smVersion, gm.bKContig, f16, gm.plainStore);
+      // Kernels without batch dims take the TMA producer design (2-D tensor
+      // maps); batched ones, or gemm_path=wgmma_cp_async, the cp.async one.
+      const bool tma = k.parallel.size() == 2 && k.knobString("gemm_path") != "wgmma_cp_async";
+      gm.wgmmaConfig = pipelinedGemmFor(tma ? GemmFamily::WgmmaTma : GemmFamily::Wgmma, options.smVersion,
+                                        gm.bKContig, f16, gm.plainStore);
+      usesTensorMaps |= gm.wgmma && tma;
       // Knob stages: the cp.async pipeline depth of the path gemm_path
       // selects. wgmma refills a stage two K tiles after reading it (3 or
       // more), mma.sync one later (2 or more); all stages must fit in the
@@ -2166,7 +2173,8 @@ bool generateProgram(const Program &program, const CodegenOptions &options, Gene
       if (k.knobs.count("stages")) {
         const bool wg = gm.wgmma && !(gm.async && k.knobString("gemm_path") == "mma_async");
         PipelinedGemm &c = wg ? gm.wgmmaConfig : gm.asyncConfig;
-        const int64_t st = k.knobInt("stages", c.stages), least = wg ? 3 : 2;
+        const int64_t st = k.knobInt("stages", c.stages),
+                      least = wg && c.family == GemmFamily::Wgmma ? 3 : 2;
         const int limit = options.smVersion == 90 || options.smVersion == 100 ? 227 * 1024
                           : options.smVersion == 80                              ? 163 * 1024
                                                                                  : 99 * 1024;
@@ -2213,6 +2221,8 @@ bool generateProgram(const Program &program, const CodegenOptions &options, Gene
   }
   for (size_t n : structs)
     src << "struct TsrP" << n << " { unsigned long long u[" << n << "]; };\n";
+  if (usesTensorMaps)
+    src << kTensorMapStruct;
   src << "\n" << bodies.str();
   gp.source = src.str();
   *out = std::move(gp);
@@ -2302,6 +2312,19 @@ bool planLaunch(const Program &program, size_t kernel, const KernelPlan &plan, c
       const PipelinedGemm &c = wg ? g.wgmmaConfig : g.asyncConfig;
       cfg.mode = wg ? LaunchMode::Wgmma : LaunchMode::GemmAsync;
       cfg.grid[0] = clampGrid(((M + c.bm - 1) / c.bm) * ((N + c.bn - 1) / c.bn));
+      if (wg && c.family == GemmFamily::WgmmaTma) {
+        // Persistent: one block per SM walks the tiles.
+        cfg.grid[0] = std::min<uint32_t>(cfg.grid[0], smCount);
+        const bool f16 = g.input == GemmInput::F16;
+        TensorMapSpec a{static_cast<size_t>(g.aOperand), a0, {uint64_t(K), uint64_t(M)}, sAm,
+                        {uint32_t(c.bk), uint32_t(c.bm)}, f16};
+        TensorMapSpec b{static_cast<size_t>(g.bOperand), b0, {uint64_t(N), uint64_t(K)}, sBk, {64u, uint32_t(c.bk)},
+                        f16};
+        if (g.bKContig)
+          b = {static_cast<size_t>(g.bOperand), b0, {uint64_t(K), uint64_t(N)}, sBn,
+               {uint32_t(c.bk), uint32_t(c.bn)}, f16};
+        cfg.tensorMaps = {a, b};
+      }
       cfg.block[0] = static_cast<uint32_t>(c.threads());
       cfg.sharedBytes = static_cast<uint32_t>(c.sharedBytes());
       *out = cfg;

@@ -164,6 +164,19 @@ inline constexpr size_t kGemmExtraSlots = 6;
 // symbol values; extras are the values of the extra parameter slots. For
 // matmul kernels: knob gemm_path = "wgmma" | "mma_async" | "mma" picks a
 // generated variant (where it applies), else the fastest that applies.
+// A 2-D tensor map the launcher encodes (cuTensorMapEncodeTiled: 2-byte
+// elements, 128B swizzle, zero fill out of bounds) over operand `operand`
+// from element `offset`: dims[0] elements contiguous, dims[1] rows
+// `rowStride` elements apart, boxes of box[0] x box[1] elements.
+struct TensorMapSpec {
+  size_t operand = 0;
+  int64_t offset = 0;
+  uint64_t dims[2] = {0, 0};
+  int64_t rowStride = 0;
+  uint32_t box[2] = {0, 0};
+  bool f16 = false; // else bf16
+};
+
 struct LaunchConfig {
   LaunchMode mode = LaunchMode::Thread;
   uint32_t grid[3] = {1, 1, 1};
@@ -171,6 +184,9 @@ struct LaunchConfig {
   uint32_t sharedBytes = 0;
   bool empty = false;               // nothing to do (a zero extent)
   std::vector<int64_t> extras;
+  // WgmmaTma (GemmKernel.h): A's and B's tensor maps, passed after the
+  // slots as the kernel's tsr_tma and tsr_tmb.
+  std::vector<TensorMapSpec> tensorMaps;
 };
 bool planLaunch(const schedule::Program &program, size_t kernel, const KernelPlan &plan, const int64_t *symbols,
                 uint32_t smCount, LaunchConfig *out, std::string *error);

@@ -769,7 +769,40 @@ struct PreparedLaunch {
   std::vector<uint64_t> slots;
   CUstream stream = nullptr;
   LibraryLaunch library;          // tried first when active; the generated kernel is its fallback
+  std::vector<CUtensorMap> tensorMaps; // config.tensorMaps, encoded (kernel parameters after the slots)
 };
+
+// Encodes a launch's tensor maps (LaunchConfig::tensorMaps) for the bulk
+// tensor copy engine (CUDA Driver API, "Tensor Map Object Management").
+tessera_status_t *encodeTensorMaps(tessera_backend_plugin_t *p, const tessera_backend_launch_args_t *args,
+                                   const char *name, PreparedLaunch *out) {
+  const auto &d = cudaDriver();
+  if (out->config.tensorMaps.empty())
+    return nullptr;
+  if (!d.cuTensorMapEncodeTiled)
+    return makeStatus(p->host, TESSERA_STATUS_UNSUPPORTED,
+                      "cuda: kernel '%s' needs tensor maps, which this driver lacks (cuTensorMapEncodeTiled, CUDA 12)",
+                      name);
+  out->tensorMaps.resize(out->config.tensorMaps.size());
+  for (size_t i = 0; i < out->config.tensorMaps.size(); ++i) {
+    const tessera::cuda::TensorMapSpec &t = out->config.tensorMaps[i];
+    void *base = reinterpret_cast<void *>(args->buffers[t.operand]->pointer + uint64_t(t.offset) * 2);
+    const cuuint64_t dims[2] = {t.dims[0], t.dims[1]};
+    const cuuint64_t strides[1] = {cuuint64_t(t.rowStride) * 2};
+    const cuuint32_t box[2] = {t.box[0], t.box[1]}, elementStrides[2] = {1, 1};
+    CUresult r = d.cuTensorMapEncodeTiled(
+        &out->tensorMaps[i], t.f16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, base, dims,
+        strides, box, elementStrides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+        CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS)
+      return makeStatus(p->host, TESSERA_STATUS_INTERNAL,
+                        "cuda: kernel '%s': cuTensorMapEncodeTiled (operand %zu, %llu x %llu, row stride %lld): %s",
+                        name, t.operand, static_cast<unsigned long long>(t.dims[0]),
+                        static_cast<unsigned long long>(t.dims[1]), static_cast<long long>(t.rowStride),
+                        d.describe(r).c_str());
+  }
+  return nullptr;
+}
 
 // Chooses cuBLASLt for a matmul kernel: knob library="cublaslt", or no knob
 // and the cost model prefers it; cuBLASLt must load and express the
@@ -908,6 +941,9 @@ tessera_status_t *prepareLaunch(tessera_backend_plugin_t *p, const tessera_backe
     out->slots[k.operands.size() + args->num_scalars + e] = static_cast<uint64_t>(out->config.extras[e]);
   if (tessera_status_t *s = prepareLibrary(p, args, l, out))
     return s;
+  // Also under an active library launch: the generated kernel is its fallback.
+  if (tessera_status_t *s = encodeTensorMaps(p, args, k.name.c_str(), out))
+    return s;
   if (!out->library.active && pathLogging())
     logOnce(p, TESSERA_LOG_DEBUG,
             "cuda: kernel '" + k.name + "': " + tessera::cuda::launchModeName(out->config.mode) + " grid " +
@@ -987,7 +1023,9 @@ tessera_status_t *enqueue(tessera_backend_plugin_t *p, const PreparedLaunch &pl,
     if (done)
       return nullptr;
   }
-  void *params[] = {const_cast<uint64_t *>(pl.slots.data())};
+  void *params[3] = {const_cast<uint64_t *>(pl.slots.data()), nullptr, nullptr};
+  for (size_t i = 0; i < pl.tensorMaps.size() && i < 2; ++i)
+    params[1 + i] = const_cast<CUtensorMap *>(&pl.tensorMaps[i]);
   const LaunchConfig &c = pl.config;
   CUresult r = cudaDriver().cuLaunchKernel(pl.function, c.grid[0], c.grid[1], c.grid[2], c.block[0], c.block[1],
                                            c.block[2], c.sharedBytes, pl.stream, params, nullptr);

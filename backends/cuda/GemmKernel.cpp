@@ -5,7 +5,11 @@
 
 namespace tessera::cuda {
 
-int PipelinedGemm::sharedBytes() const { return std::max(stages * stageBytes(), epilogueBytes()) + 1024; }
+int PipelinedGemm::sharedBytes() const {
+  if (family == GemmFamily::WgmmaTma) // stages, epilogue slices, full + empty mbarriers
+    return stages * stageBytes() + warpsM * 64 * kTmaSliceLd * 4 + stages * 16 + 1024;
+  return std::max(stages * stageBytes(), epilogueBytes()) + 1024;
+}
 
 PipelinedGemm pipelinedGemmFor(GemmFamily family, int sm, bool bKContig, bool f16, bool plainStore) {
   PipelinedGemm g;
@@ -13,7 +17,7 @@ PipelinedGemm pipelinedGemmFor(GemmFamily family, int sm, bool bKContig, bool f1
   g.bKContig = bKContig;
   g.f16 = f16;
   g.plainStore = plainStore;
-  if (family == GemmFamily::Wgmma) {
+  if (family == GemmFamily::Wgmma || family == GemmFamily::WgmmaTma) {
     // 2 warpgroups x m64n256k16; 4 stages of 48 KB (of Hopper's 227 KB).
     g.bm = 128;
     g.bn = 256;
@@ -65,9 +69,176 @@ void emitWgmma(std::ostream &o, const PipelinedGemm &g, const std::string &inden
   o << "\n" << indent << "    : \"l\"(" << da << "), \"l\"(" << db << "), \"r\"(1));\n";
 }
 
+// WgmmaTma (GemmKernel.h). mbarrier and bulk tensor copy semantics: PTX
+// ISA 8.x, "mbarrier" (phases, expect-tx, try_wait.parity) and
+// "cp.async.bulk.tensor"; the stage protocol is CUTLASS's PipelineTmaAsync.
+void emitTmaGemm(const PipelinedGemm &g, const GemmHooks &h) {
+  std::ostream &o = *h.out;
+  const int BM = g.bm, BN = g.bn, BK = g.bk, ST = g.stages, stage = g.stageBytes(), aBytes = BM * BK * 2;
+  const int NR = BN / 2, SC = PipelinedGemm::kTmaSliceCols, LD = PipelinedGemm::kTmaSliceLd;
+  const int sliceBytes = 64 * LD * 4;
+  h.prologue();
+  o << "  // Warp-specialized persistent GEMM: TMA producer warpgroup, 2 consumer warpgroups of\n"
+    << "  // wgmma.m64n" << BN << "k16, " << BM << "x" << BN << "x" << BK << " tiles, " << ST << " stages, B "
+    << (g.bKContig ? "[n][k]" : "[k][n]") << ".\n";
+  o << "  extern __shared__ __align__(1024) unsigned char tsr_smem[];\n";
+  o << "  const unsigned tsr_sraw = (unsigned)__cvta_generic_to_shared(tsr_smem);\n";
+  o << "  const unsigned tsr_s0 = (tsr_sraw + 1023u) & ~1023u;\n";
+  o << "  const unsigned tsr_slices = tsr_s0 + " << ST * stage << "u;\n";
+  o << "  const unsigned tsr_full = tsr_slices + " << g.warpsM * sliceBytes << "u, tsr_empty = tsr_full + " << ST * 8
+    << "u;\n";
+  o << "  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, tsr_wg = tid >> 7;\n";
+  o << "  (void)lane; (void)warp;\n";
+  o << "  const long long tsr_tm = (tsr_M + " << BM - 1 << ") / " << BM << ", tsr_tn = (tsr_N + " << BN - 1 << ") / "
+    << BN << ";\n";
+  o << "  const int tsr_kt = (int)((tsr_K + " << BK - 1 << ") / " << BK << ");\n";
+  o << "  auto tsr_wait = [](unsigned bar, unsigned parity) {\n";
+  o << "    asm volatile(\"{\\n.reg .pred p;\\nTSR_WAIT:\\n\"\n";
+  o << "                 \"mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\\n\"\n";
+  o << "                 \"@!p bra TSR_WAIT;\\n}\\n\" :: \"r\"(bar), \"r\"(parity) : \"memory\");\n";
+  o << "  };\n";
+  // full[s]: the producer's expect-tx arrival plus the copies' bytes;
+  // empty[s]: one arrival per consumer warpgroup.
+  o << "  if (tid == 0) {\n";
+  o << "    for (int s = 0; s < " << ST << "; ++s) {\n";
+  o << "      asm volatile(\"mbarrier.init.shared::cta.b64 [%0], 1;\" :: \"r\"(tsr_full + s * 8u));\n";
+  o << "      asm volatile(\"mbarrier.init.shared::cta.b64 [%0], " << g.warpsM << ";\" :: \"r\"(tsr_empty + s * 8u));\n";
+  o << "    }\n";
+  o << "    asm volatile(\"fence.mbarrier_init.release.cluster;\" ::: \"memory\");\n";
+  o << "  }\n";
+  o << "  __syncthreads();\n";
+  // Tile order shared by producer and consumers: grouped, 8 row tiles
+  // sweep the column tiles together.
+  auto tileOrigin = [&](const std::string &ind) {
+    o << ind << "const long long tsr_gw = 8LL * tsr_tn, tsr_gi = tsr_tile / tsr_gw, tsr_gf = tsr_gi * 8LL;\n";
+    o << ind << "const long long tsr_gs = (tsr_tm - tsr_gf) < 8LL ? (tsr_tm - tsr_gf) : 8LL;\n";
+    o << ind << "const long long tsr_gin = tsr_tile - tsr_gi * tsr_gw;\n";
+    o << ind << "const long long m0 = (tsr_gf + tsr_gin % tsr_gs) * " << BM << ", n0 = (tsr_gin / tsr_gs) * " << BN
+      << ";\n";
+  };
+  // The stage counter runs on across tiles (and batch points): stage
+  // it % ST, phase parity (it / ST) & 1.
+  // Each role is one branch of a single top-level if/else, so that ptxas
+  // allocates each under its setmaxnreg budget.
+  o << "  unsigned tsr_it = 0;\n";
+  o << "  if (tsr_wg == 0) {\n";
+  o << "    asm volatile(\"setmaxnreg.dec.sync.aligned.u32 40;\\n\" ::: \"memory\");\n";
+  o << "    if (tid == 0) {\n";
+  o << "      for (long long tsr_bt = blockIdx.z; tsr_bt < tsr_B; tsr_bt += gridDim.z) {\n";
+  o << "        const unsigned long long tsr_ma = (unsigned long long)&tsr_tma, tsr_mb = (unsigned long long)&tsr_tmb;\n";
+  o << "        auto tsr_copy = [](unsigned dst, unsigned long long map, int c0, int c1, unsigned bar) {\n";
+  o << "          asm volatile(\"cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes\"\n";
+  o << "                       \" [%0], [%1, {%2, %3}], [%4];\" :: \"r\"(dst), \"l\"(map), \"r\"(c0), \"r\"(c1), \"r\"(bar)\n";
+  o << "                       : \"memory\");\n";
+  o << "        };\n";
+  o << "        for (long long tsr_tile = blockIdx.x; tsr_tile < tsr_tm * tsr_tn; tsr_tile += gridDim.x) {\n";
+  tileOrigin("          ");
+  o << "          for (int kt = 0; kt < tsr_kt; ++kt, ++tsr_it) {\n";
+  o << "            const unsigned s = tsr_it % " << ST << "u, ph = (tsr_it / " << ST << "u) & 1u;\n";
+  o << "            tsr_wait(tsr_empty + s * 8u, ph ^ 1u);\n";
+  o << "            asm volatile(\"mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], " << stage
+    << ";\" :: \"r\"(tsr_full + s * 8u) : \"memory\");\n";
+  o << "            const unsigned la = tsr_s0 + s * " << stage << "u, lb = la + " << aBytes << "u;\n";
+  o << "            const int k0 = kt * " << BK << ";\n";
+  o << "            tsr_copy(la, tsr_ma, k0, (int)m0, tsr_full + s * 8u);\n";
+  if (g.bKContig) {
+    o << "            tsr_copy(lb, tsr_mb, k0, (int)n0, tsr_full + s * 8u);\n";
+  } else {
+    o << "#pragma unroll\n            for (int j = 0; j < " << BN / 64 << "; ++j)\n";
+    o << "              tsr_copy(lb + j * " << BK * 128 << "u, tsr_mb, (int)n0 + j * 64, k0, tsr_full + s * 8u);\n";
+  }
+  o << "          }\n";
+  o << "        }\n";
+  o << "      }\n";
+  o << "    }\n";
+  o << "  } else {\n";
+  o << "    asm volatile(\"setmaxnreg.inc.sync.aligned.u32 232;\\n\" ::: \"memory\");\n";
+  o << "    for (long long tsr_bt = blockIdx.z; tsr_bt < tsr_B; tsr_bt += gridDim.z) {\n";
+  h.batchSetup("      ");
+  o << "      (void)gA; (void)gB;\n";
+  o << "      const int wgp = tsr_wg - 1, wq = warp & 3, tsr_ct = tid & 127;\n";
+  o << "      float* const tsr_ep = (float*)(tsr_smem + (tsr_slices - tsr_sraw)) + wgp * " << 64 * LD << ";\n";
+  o << "      auto tsr_desc = [](unsigned a, unsigned lbo, unsigned sbo) -> unsigned long long {\n";
+  o << "        return (unsigned long long)((a & 0x3FFFFu) >> 4) | ((unsigned long long)(lbo >> 4) << 16) |\n";
+  o << "               ((unsigned long long)(sbo >> 4) << 32) | (1ULL << 62);\n";
+  o << "      };\n";
+  o << "      float tsr_c[" << NR << "];\n";
+  o << "      for (long long tsr_tile = blockIdx.x; tsr_tile < tsr_tm * tsr_tn; tsr_tile += gridDim.x) {\n";
+  tileOrigin("        ");
+  o << "#pragma unroll\n        for (int i = 0; i < " << NR << "; ++i) tsr_c[i] = 0.f;\n";
+  o << "        for (int kt = 0; kt < tsr_kt; ++kt, ++tsr_it) {\n";
+  o << "          const unsigned s = tsr_it % " << ST << "u;\n";
+  o << "          tsr_wait(tsr_full + s * 8u, (tsr_it / " << ST << "u) & 1u);\n";
+  o << "          const unsigned tsr_ca = tsr_s0 + s * " << stage << "u, tsr_cb = tsr_ca + " << aBytes << "u;\n";
+  o << "          asm volatile(\"wgmma.fence.sync.aligned;\\n\" ::: \"memory\");\n";
+  o << "#pragma unroll\n          for (int kk = 0; kk < " << BK / 16 << "; ++kk) {\n";
+  o << "            const unsigned long long da = tsr_desc(tsr_ca + (unsigned)wgp * " << 64 * 128
+    << "u + (unsigned)kk * 32u, 16u, 1024u);\n";
+  if (g.bKContig)
+    o << "            const unsigned long long db = tsr_desc(tsr_cb + (unsigned)kk * 32u, 16u, 1024u);\n";
+  else
+    o << "            const unsigned long long db = tsr_desc(tsr_cb + (unsigned)kk * 2048u, " << BK * 128
+      << "u, 1024u);\n";
+  emitWgmma(o, g, "            ", "da", "db");
+  o << "          }\n";
+  o << "          asm volatile(\"wgmma.commit_group.sync.aligned;\\n\" ::: \"memory\");\n";
+  // Batch kt-1 has retired: its stage goes back to the producer.
+  o << "          asm volatile(\"wgmma.wait_group.sync.aligned 1;\\n\" ::: \"memory\");\n";
+  o << "          if (kt > 0 && tsr_ct == 0)\n";
+  o << "            asm volatile(\"mbarrier.arrive.shared::cta.b64 _, [%0];\" :: \"r\"(tsr_empty + ((tsr_it + "
+    << ST - 1 << "u) % " << ST << "u) * 8u) : \"memory\");\n";
+  o << "        }\n";
+  o << "        asm volatile(\"wgmma.wait_group.sync.aligned 0;\\n\" ::: \"memory\");\n";
+  o << "        if (tsr_kt > 0 && tsr_ct == 0)\n";
+  o << "          asm volatile(\"mbarrier.arrive.shared::cta.b64 _, [%0];\" :: \"r\"(tsr_empty + ((tsr_it + " << ST - 1
+    << "u) % " << ST << "u) * 8u) : \"memory\");\n";
+  o << "#pragma unroll\n        for (int i = 0; i < " << NR
+    << "; ++i) asm volatile(\"\" : \"+f\"(tsr_c[i]) :: \"memory\");\n";
+  // Epilogue in 64x32 column slices through this warpgroup's shared
+  // memory (named barrier 1 + wgp over its 128 threads): the accumulator
+  // fragment (PTX ISA, "wgmma D matrix fragment": warp wq owns rows 16wq+g
+  // and +8, register 4i+c column 8i+2q+(c&1)) in, coalesced rows out.
+  o << "        const int g = lane >> 2, q = lane & 3;\n";
+  o << "#pragma unroll\n        for (int sl = 0; sl < " << BN / SC << "; ++sl) {\n";
+  o << "          asm volatile(\"bar.sync %0, 128;\" :: \"r\"(1 + wgp) : \"memory\");\n";
+  o << "#pragma unroll\n          for (int i = 0; i < " << SC / 8 << "; ++i)\n#pragma unroll\n            for (int hh = 0; hh < 2; ++hh) {\n";
+  o << "              const int r = wq * 16 + g + hh * 8, c = i * 8 + 2 * q, ri = 4 * (sl * " << SC / 8
+    << " + i) + 2 * hh;\n";
+  o << "              *(float2*)&tsr_ep[r * " << LD << " + c] = make_float2(tsr_c[ri], tsr_c[ri + 1]);\n";
+  o << "            }\n";
+  o << "          asm volatile(\"bar.sync %0, 128;\" :: \"r\"(1 + wgp) : \"memory\");\n";
+  if (g.plainStore && h.chunk8) {
+    o << "#pragma unroll\n          for (int e = tsr_ct; e < " << 64 * SC / 8 << "; e += 128) {\n";
+    o << "            const int r = e / " << SC / 8 << ", c = (e % " << SC / 8 << ") * 8;\n";
+    o << "            const long long tsr_em = m0 + wgp * 64 + r, tsr_en = n0 + sl * " << SC << " + c;\n";
+    o << "            if (tsr_em >= tsr_M || tsr_en >= tsr_N) continue;\n";
+    o << "            const float4 tsr_x0 = *(const float4*)&tsr_ep[r * " << LD
+      << " + c], tsr_x1 = *(const float4*)&tsr_ep[r * " << LD << " + c + 4];\n";
+    o << "            const float tsr_v0 = tsr_x0.x, tsr_v1 = tsr_x0.y, tsr_v2 = tsr_x0.z, tsr_v3 = tsr_x0.w;\n";
+    o << "            const float tsr_v4 = tsr_x1.x, tsr_v5 = tsr_x1.y, tsr_v6 = tsr_x1.z, tsr_v7 = tsr_x1.w;\n";
+    o << "            const int tsr_nv = (tsr_N - tsr_en) < 8LL ? (int)(tsr_N - tsr_en) : 8;\n";
+    h.chunk8("            ");
+    o << "          }\n";
+  } else {
+    o << "          for (int e = tsr_ct; e < " << 64 * SC << "; e += 128) {\n";
+    o << "            const int r = e / " << SC << ", c = e % " << SC << ";\n";
+    o << "            const long long tsr_em = m0 + wgp * 64 + r, tsr_en = n0 + sl * " << SC << " + c;\n";
+    o << "            if (tsr_em >= tsr_M || tsr_en >= tsr_N) continue;\n";
+    o << "            const float tsr_acc = tsr_ep[r * " << LD << " + c];\n";
+    h.element("            ");
+    o << "          }\n";
+  }
+  o << "        }\n";
+  o << "      }\n";
+  o << "    }\n";
+  o << "  }\n}\n\n";
+}
+
 } // namespace
 
 void emitPipelinedGemm(const std::string &fn, const PipelinedGemm &g, const GemmHooks &h) {
+  if (g.family == GemmFamily::WgmmaTma)
+    return emitTmaGemm(g, h);
   std::ostream &o = *h.out;
   (void)fn;
   const bool wg = g.family == GemmFamily::Wgmma;

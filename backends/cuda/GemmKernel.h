@@ -10,7 +10,23 @@
 //                        wgmma.mma_async.m64n256k16 from shared memory
 //                        through matrix descriptors: 2 warpgroups, each 64
 //                        rows of the 128x256 block tile; one wgmma batch in
-//                        flight while the next is issued.
+//                        flight while the next is issued. Kept for batched
+//                        kernels (and on request, gemm_path=wgmma_cp_async).
+//   WgmmaTma  (sm_90a)   warp-specialized and persistent (the design of
+//                        CUTLASS's sm90 "warpspecialized" kernels): one
+//                        producer warpgroup whose first thread fills the
+//                        stages with the bulk tensor copy engine
+//                        (cp.async.bulk.tensor.2d from tensor maps,
+//                        hardware 128B swizzle, zero fill past the edges)
+//                        completing on per-stage "full" mbarriers; two
+//                        consumer warpgroups run the wgmma loop above and
+//                        free each stage through an "empty" mbarrier once
+//                        its batch has retired. setmaxnreg moves registers
+//                        from the producer (40) to the consumers (232). A
+//                        grid of one block per SM walks the tiles, so the
+//                        producer loads the next tile while the consumers
+//                        run the epilogue. Used for kernels without batch
+//                        dims (2-D tensor maps); 4 stages of 48 KB.
 //
 // Shared memory holds every operand tile in the 128-byte swizzled layout
 // wgmma reads natively (PTX ISA, "Shared Memory Matrix Layout", 128B
@@ -23,7 +39,8 @@
 // The same XOR makes ldmatrix conflict-free (8 rows of one 8x8 matrix land
 // in 8 distinct 16-byte bank groups). Tiles start 1024-byte aligned.
 //
-// Epilogue: accumulators go through shared memory (f32, rows padded by 8),
+// Epilogue: accumulators go through shared memory (f32, rows padded by 8;
+// WgmmaTma: per consumer warpgroup, 64x32 column slices),
 // then the block walks its tile with consecutive threads on consecutive
 // columns: the kernel's epilogue stages run once per element (coalesced
 // loads and stores), or, for a plain store of a 2-byte output, 8 columns per
@@ -42,7 +59,7 @@
 
 namespace tessera::cuda {
 
-enum class GemmFamily : unsigned char { MmaAsync, Wgmma };
+enum class GemmFamily : unsigned char { MmaAsync, Wgmma, WgmmaTma };
 
 struct PipelinedGemm {
   GemmFamily family = GemmFamily::MmaAsync;
@@ -52,15 +69,20 @@ struct PipelinedGemm {
   bool f16 = false;           // f16 operands (else bf16)
   bool plainStore = false;    // epilogue is one store of the accumulator (2-byte output)
 
-  int threads() const { return family == GemmFamily::Wgmma ? warpsM * 128 : warpsM * warpsN * 32; }
+  int threads() const {
+    return family == GemmFamily::WgmmaTma ? (warpsM + 1) * 128
+           : family == GemmFamily::Wgmma  ? warpsM * 128
+                                          : warpsM * warpsN * 32;
+  }
   int stageBytes() const { return (bm * bk + bk * bn) * 2; }
   int epilogueBytes() const { return bm * (bn + 8) * 4; }
+  static constexpr int kTmaSliceCols = 32, kTmaSliceLd = 40; // WgmmaTma epilogue slice (floats)
   // Dynamic shared memory per block: the larger of the pipeline and the
   // epilogue tile, plus 1 KB to align the tiles to 1024 bytes.
   int sharedBytes() const;
 };
 
-// The configuration for an architecture (sm_90a: Wgmma when `wgmma`).
+// The configuration for an architecture (sm_90a: Wgmma or WgmmaTma).
 PipelinedGemm pipelinedGemmFor(GemmFamily family, int sm, bool bKContig, bool f16, bool plainStore);
 
 // What the kernel generator supplies around the main loop.
@@ -80,6 +102,13 @@ struct GemmHooks {
   // tsr_en, float tsr_v0..tsr_v7 and int tsr_nv (valid columns, 1..8).
   std::function<void(const std::string &indent)> chunk8;
 };
+
+// WgmmaTma: the kernel takes two tensor maps after its slot struct,
+// `const __grid_constant__ TsrTmap tsr_tma` (A) and `tsr_tmb` (B), declared
+// by this struct in the source (a CUtensorMap's 128 bytes, 64-byte aligned).
+inline constexpr const char *kTensorMapStruct = "struct __align__(64) TsrTmap { unsigned long long u[16]; };\n";
+inline constexpr const char *kTensorMapParams =
+    ", const __grid_constant__ TsrTmap tsr_tma, const __grid_constant__ TsrTmap tsr_tmb";
 
 void emitPipelinedGemm(const std::string &function, const PipelinedGemm &g, const GemmHooks &hooks);
 

@@ -199,6 +199,7 @@ std::vector<Case> cases(bool small) {
       {"gemm_bf16_lib", "torch.matmul", " library=\"cublaslt\"", n, false},
       {"gemm_bf16_gen", "torch.matmul", " library=\"generic\"", n, false},
       {"gemm_bf16_gen_8192", "torch.matmul", " library=\"generic\"", big, false},
+      {"gemm_bf16_gen_cpasync", "torch.matmul", " library=\"generic\" gemm_path=\"wgmma_cp_async\"", n, false},
       {"gemm_bf16_mma", "torch.matmul", " library=\"generic\" gemm_path=\"mma_async\"", n, false},
       {"gemm_gelu_lib", "matmul+gelu", " library=\"cublaslt\"", n, true},
       {"gemm_gelu_gen", "matmul+gelu", " library=\"generic\"", n, true},

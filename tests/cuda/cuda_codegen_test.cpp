@@ -803,7 +803,10 @@ TEST(CudaGemm, InstructionsOfThePipelinedPaths) {
                            "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16", "wgmma.fence.sync.aligned",
                            "wgmma.wait_group.sync.aligned", "fence.proxy.async.shared::cta", "cp.async.cg.shared.global",
                            "cp.async.wait_group", "ldmatrix.sync.aligned.m8n8.x4.shared.b16",
-                           "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16", "st.global.v4.u32"})
+                           "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16", "st.global.v4.u32",
+                           "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes",
+                           "mbarrier.try_wait.parity.shared::cta.b64", "mbarrier.arrive.expect_tx.shared::cta.b64",
+                           "setmaxnreg.dec.sync.aligned.u32 40", "setmaxnreg.inc.sync.aligned.u32 232"})
     EXPECT_NE(r.ptx.find(insn), std::string::npos) << insn;
   for (const KernelPlan &k : g.kernels) {
     if (k.gemm.async) {
@@ -831,9 +834,30 @@ TEST(CudaGemm, LaunchPicksTheFastestPathThatApplies) {
   int64_t big[] = {4096, 4096, 4096};
   ASSERT_TRUE(planLaunch(p, k, g.kernels[k], big, 132, &c, &error));
   EXPECT_EQ(c.mode, LaunchMode::Wgmma);
-  EXPECT_EQ(c.grid[0], 32u * 16u); // 128 x 256 tiles
-  EXPECT_EQ(c.block[0], 256u);
+  // No batch dims: the TMA producer design, one persistent block per SM
+  // over the 32 x 16 tiles of 128 x 256, with A's and B's tensor maps.
+  EXPECT_EQ(g.kernels[k].gemm.wgmmaConfig.family, GemmFamily::WgmmaTma);
+  EXPECT_EQ(c.grid[0], 132u);
+  EXPECT_EQ(c.block[0], 384u);
   EXPECT_EQ(c.sharedBytes, uint32_t(g.kernels[k].gemm.wgmmaConfig.sharedBytes()));
+  ASSERT_EQ(c.tensorMaps.size(), 2u);
+  EXPECT_EQ(c.tensorMaps[0].dims[0], 4096u); // A: K contiguous, M rows, boxes of 64 x 128
+  EXPECT_EQ(c.tensorMaps[0].box[0], 64u);
+  EXPECT_EQ(c.tensorMaps[0].box[1], 128u);
+  EXPECT_EQ(c.tensorMaps[1].box[0], 64u);    // B [k][n]: 64-column boxes, 64 k rows
+  EXPECT_EQ(c.tensorMaps[1].box[1], 64u);
+  EXPECT_EQ(c.tensorMaps[1].rowStride, 4096);
+  int64_t edge[] = {130, 72, 40};
+  ASSERT_TRUE(planLaunch(p, k, g.kernels[k], edge, 132, &c, &error));
+  EXPECT_EQ(c.grid[0], 2u) << "fewer tiles than SMs: one block per tile";
+  sir::Program cpa = p;
+  cpa.kernels[k].knobs["gemm_path"] = std::string("wgmma_cp_async");
+  GeneratedProgram gc = gen(cpa);
+  ASSERT_TRUE(planLaunch(cpa, k, gc.kernels[k], big, 132, &c, &error));
+  EXPECT_EQ(c.mode, LaunchMode::Wgmma);
+  EXPECT_EQ(c.grid[0], 32u * 16u); // the cp.async design: a block per tile
+  EXPECT_EQ(c.block[0], 256u);
+  EXPECT_TRUE(c.tensorMaps.empty());
   p.kernels[k].knobs["gemm_path"] = std::string("mma_async");
   GeneratedProgram ga = gen(p);
   ASSERT_TRUE(planLaunch(p, k, ga.kernels[k], big, 132, &c, &error));
@@ -1136,7 +1160,8 @@ TEST(CudaCostModel, SearchKnobsFeasibilityAndOrder) {
   // Rejected: a depth the loop cannot run, stages beyond shared memory
   // (5 x 48 KB), stages off the pipelined paths, a CPU generator's knob.
   for (const KnobMap &bad : std::vector<KnobMap>{
-           {{"gemm_path", path("wgmma")}, {"stages", int64_t(2)}},
+           {{"gemm_path", path("wgmma")}, {"stages", int64_t(1)}},
+           {{"gemm_path", path("wgmma_cp_async")}, {"stages", int64_t(2)}},
            {{"gemm_path", path("wgmma")}, {"stages", int64_t(5)}},
            {{"gemm_path", path("mma_async")}, {"stages", int64_t(5)}},
            {{"gemm_path", path("mma")}, {"stages", int64_t(3)}},
@@ -1151,7 +1176,10 @@ TEST(CudaCostModel, SearchKnobsFeasibilityAndOrder) {
   // the default).
   sir::Program s3 = p;
   s3.kernels[k].knobs["stages"] = int64_t(3);
+  EXPECT_NE(gen(s3).source.find("3 stages, B"), std::string::npos);
+  s3.kernels[k].knobs["gemm_path"] = std::string("wgmma_cp_async");
   EXPECT_NE(gen(s3).source.find("3 cp.async stages"), std::string::npos);
+  s3.kernels[k].knobs.erase("gemm_path");
   s3.kernels[k].knobs["stages"] = int64_t(9);
   EXPECT_FALSE(gen(s3).kernels[k].knobIssue.empty());
   EXPECT_EQ(gen(s3).kernels[k].gemm.wgmmaConfig.stages, 4);
