@@ -47,7 +47,7 @@ namespace tessera::cuda {
 
 // Bumped whenever generated function names, parameters or launch rules
 // change, so serialized cubins of another generator are refused.
-inline constexpr uint32_t kCodegenVersion = 6;
+inline constexpr uint32_t kCodegenVersion = 8;
 
 enum class LaunchMode : uint8_t { Flat, Thread, Block, Gemm, GemmAsync, Wgmma, LibEpilogue };
 inline constexpr size_t kLaunchModeCount = 7;
@@ -112,6 +112,9 @@ struct KernelPlan {
   // generated with the default instead; the cost model reports the point
   // infeasible with this reason.
   std::string knobIssue;
+  // Attention (FlashAttention.h): dynamic shared memory of the flash
+  // kernel generated for this architecture (0 when there is none).
+  uint32_t flashSharedBytes = 0;
   std::string function(LaunchMode mode) const;
 };
 

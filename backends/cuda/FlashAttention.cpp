@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 namespace tessera::cuda {
@@ -332,6 +333,7 @@ TSR_D unsigned long long tsr_desc(unsigned addr, unsigned lbo, unsigned sbo) {
          ((unsigned long long)((sbo & 0x3FFFFu) >> 4) << 32) | (1ull << 62);
 }
 template <int N, bool BF16, bool TRANS> struct TsrWgmma;
+template <int N, bool BF16> struct TsrWgmmaSS;
 @WGMMA_HELPERS@
 // S += Q K^T for the 64-key tile whose K is at shared address sK (K-major:
 // the k16 step moves 32 bytes inside a 128-byte atom, atoms 64 rows apart).
@@ -490,6 +492,214 @@ TSR_D void tsr_flash_fwd_wgmma(const unsigned short *__restrict__ q, const unsig
   tsr_cp_wait<0>();
   tsr_store_rows<D, BF16>(o, acc, lrow, row0, sq, qd, ld);
 }
+// "wgmma2x" (knob impl; keys, kv_stages and rescale pick its geometry): the
+// wgmma2 schedule (Q K(t+1) issued with P(t) V(t), the softmax of t + 1
+// overlapping P(t) V(t)) with
+//   - BN keys per tile (128 by default: half the per-tile barriers, waits,
+//     row-max shuffles and rescales per key, and n = 128 for Q K);
+//   - the scale folded into the exponent (p = exp2(s * c - m * c), one FFMA
+//     per score; without a mask and with a positive scale, FUSED), and the
+//     causal / key-range mask applied on the edge tiles only, in 32-bit
+//     indices;
+//   - LAZY rescaling (FlashAttention-4): a warp keeps its rows' stale
+//     maxima until some row's grows by more than 8 (log2 units), so P stays
+//     below 2^8, and O is rescaled only then (most tiles after the first
+//     few skip the rescale; the final O / l is unchanged: both carry the
+//     same stale max);
+//   - Q in its own shared region, its load issued with the first K/V tiles
+//     (no exposed Q round trip before them);
+//   - STAGES K/V buffers: tiles t (read by P V), t + 1 (Q K), and
+//     t + 2 .. t + STAGES - 1 loading (prefetch STAGES - 2 tiles ahead).
+template <int NT, bool BF16, bool CAUSAL, bool MASK, bool FUSED, bool LAZY>
+TSR_D bool tsr_softmax_x(float (&s)[NT][4], float (&mrow)[2], float (&lrow)[2], float (&alpha)[2],
+                         const unsigned short *__restrict__ mask, long long msq, long long msk, long long sq,
+                         long long sk, long long n0, long long row0, long long wrow, float scale_log2, int qd) {
+  const float NEG_INF = __int_as_float(0xff800000);
+  // c: the factor the scores still need (1 once scaled here).
+  const float c = FUSED ? scale_log2 : 1.f;
+  if (!FUSED) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = s[j][e] * scale_log2;
+        const long long col = n0 + j * 8 + 2 * qd + (e & 1), row = row0 + (e >> 1) * 8;
+        if (MASK && col < sk && row < sq)
+          x += tsr_dec16<BF16>(mask[row * msq + col * msk]) * 1.4426950408889634f;
+        s[j][e] = x;
+      }
+  }
+  // Key range and the causal diagonal, on the tiles that cross them.
+  if (n0 + NT * 8 > sk || (CAUSAL && n0 + NT * 8 - 1 > wrow)) {
+    const long long kl = sk - n0, dl = row0 - n0;
+    const int klim = (int)(kl < NT * 8 ? kl : NT * 8), dlim = (int)(dl < NT * 8 ? dl : NT * 8);
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int col = j * 8 + 2 * qd + (e & 1);
+        if (col >= klim || (CAUSAL && col > dlim + (e >> 1) * 8))
+          s[j][e] = NEG_INF;
+      }
+  }
+  float mx[2] = {NEG_INF, NEG_INF};
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    mx[0] = fmaxf(mx[0], fmaxf(s[j][0], s[j][1]));
+    mx[1] = fmaxf(mx[1], fmaxf(s[j][2], s[j][3]));
+  }
+  float mn[2];
+  bool grow = false;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+    mn[h] = fmaxf(mrow[h], mx[h] * c);
+    grow |= mn[h] > mrow[h] + 8.f;
+  }
+  const bool upd = !LAZY || __any_sync(0xffffffffu, grow);
+  float mu[2], rs[2] = {0.f, 0.f};
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const float m = upd ? mn[h] : mrow[h];
+    mu[h] = m == NEG_INF ? 0.f : m;
+    alpha[h] = upd ? tsr_ex2(mrow[h] - mu[h]) : 1.f;
+    mrow[h] = m;
+  }
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    s[j][0] = tsr_ex2(fmaf(s[j][0], c, -mu[0]));
+    s[j][1] = tsr_ex2(fmaf(s[j][1], c, -mu[0]));
+    s[j][2] = tsr_ex2(fmaf(s[j][2], c, -mu[1]));
+    s[j][3] = tsr_ex2(fmaf(s[j][3], c, -mu[1]));
+    rs[0] += s[j][0] + s[j][1];
+    rs[1] += s[j][2] + s[j][3];
+  }
+  lrow[0] = lrow[0] * alpha[0] + rs[0];
+  lrow[1] = lrow[1] * alpha[1] + rs[1];
+  return upd;
+}
+// S += Q K^T for a tile of BN keys (K-major, atoms BN rows apart).
+template <int D, int BN, bool BF16>
+TSR_D void tsr_wgx_qk(float (&s)[BN / 8][4], const unsigned (&qf)[D / 16][4], unsigned sK) {
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk)
+    TsrWgmma<BN, BF16, false>::run(s, qf[kk], tsr_desc(sK + (kk >> 2) * (BN * 128) + (kk & 3) * 32, 16, 1024));
+}
+// The same with Q read from shared memory (rows [64 w, 64 w + 64) of the
+// 128-row Q tile at sQ for warpgroup w).
+template <int D, int BN, bool BF16>
+TSR_D void tsr_wgx_qk_ss(float (&s)[BN / 8][4], unsigned sQw, unsigned sK) {
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk)
+    TsrWgmmaSS<BN, BF16>::run(s, tsr_desc(sQw + (kk >> 2) * (128 * 128) + (kk & 3) * 32, 16, 1024),
+                              tsr_desc(sK + (kk >> 2) * (BN * 128) + (kk & 3) * 32, 16, 1024));
+}
+// O += P V for a tile of BN keys (N-major: 16 keys = 2048 bytes per step,
+// the next 64 columns one atom of BN rows on).
+template <int D, int BN, bool BF16>
+TSR_D void tsr_wgx_pv(float (&acc)[D / 8][4], const unsigned (&pc)[BN / 16][4], unsigned sV) {
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk)
+    TsrWgmma<D, BF16, true>::run(acc, pc[kk], tsr_desc(sV + kk * 16 * 128, BN * 128, 1024));
+}
+template <int D, int BN, int STAGES, bool BF16, bool CAUSAL, bool MASK, bool FUSED, bool LAZY, bool QSS>
+TSR_D void tsr_flash_fwd_wgx(const unsigned short *__restrict__ q, const unsigned short *__restrict__ k,
+                             const unsigned short *__restrict__ v, unsigned short *__restrict__ o,
+                             const unsigned short *__restrict__ mask, long long msq, long long msk, long long sq,
+                             long long sk, long long m0, float scale_log2, long long ld) {
+  static_assert(STAGES >= 3, "the wgmma2 schedule reads two stages while one loads");
+  constexpr int THREADS = 256, KT = D / 16, NT = BN / 8, DT = D / 8, PT = BN / 16;
+  constexpr unsigned TILE = BN * D * 2;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, qd = lane & 3;
+  const unsigned sbase = tsr_smem_base(), sQ = sbase + STAGES * 2 * TILE;
+  const long long kend = CAUSAL ? min(sk, m0 + 128) : sk;
+  const int ntiles = (int)((kend + BN - 1) / BN);
+  const long long wrow = m0 + warp * 16, row0 = wrow + (lane >> 2);
+  auto stage = [&](int t) { return sbase + (unsigned)(t % STAGES) * 2 * TILE; };
+  auto load = [&](int t) {
+    if (t < ntiles) {
+      tsr_load_tile<D, BN, THREADS>(stage(t), k, (long long)t * BN, sk, tid, ld);
+      tsr_load_tile<D, BN, THREADS>(stage(t) + TILE, v, (long long)t * BN, sk, tid, ld);
+    }
+    tsr_cp_commit();
+  };
+  // Q, then the first STAGES - 1 K/V tiles, in flight together.
+  tsr_load_tile<D, 128, THREADS>(sQ, q, m0, sq, tid, ld);
+  tsr_cp_commit();
+#pragma unroll
+  for (int t = 0; t < STAGES - 1; ++t)
+    load(t);
+  float acc[DT][4];
+  tsr_zero(acc);
+  float mrow[2] = {__int_as_float(0xff800000), __int_as_float(0xff800000)}, lrow[2] = {0.f, 0.f}, alpha[2];
+  tsr_cp_wait<STAGES - 2>(); // Q and tile 0
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+  __syncthreads();
+  if (ntiles > 0) {
+    unsigned qf[QSS ? 1 : KT][4];
+    if (!QSS)
+#pragma unroll
+      for (int kk = 0; kk < KT; ++kk)
+        tsr_ldsm4(sQ + tsr_swz<128>(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)), qf[kk][0], qf[kk][1], qf[kk][2],
+                  qf[kk][3]);
+    const unsigned sQw = sQ + (unsigned)(warp >> 2) * 64 * 128;
+    auto qk = [&](float (&sc)[NT][4], int t) {
+      if constexpr (QSS)
+        tsr_wgx_qk_ss<D, BN, BF16>(sc, sQw, stage(t));
+      else
+        tsr_wgx_qk<D, BN, BF16>(sc, qf, stage(t));
+    };
+    unsigned pc[PT][4]; // P of the current tile, as A fragments
+    float s[NT][4];
+    tsr_zero(s);
+    tsr_wg_fence();
+    qk(s, 0);
+    tsr_wg_commit();
+    tsr_wg_wait0();
+    tsr_fence_regs(s);
+    tsr_softmax_x<NT, BF16, CAUSAL, MASK, FUSED, LAZY>(s, mrow, lrow, alpha, mask, msq, msk, sq, sk, 0, row0, wrow,
+                                                       scale_log2, qd);
+#pragma unroll
+    for (int kk = 0; kk < PT; ++kk)
+      tsr_p_frag<NT, BF16>(s, kk, pc[kk]);
+    for (int t = 0; t + 1 < ntiles; ++t) {
+      // Tile t + 1 has landed; every warp is done with tile t - 1, whose
+      // stage now takes tile t + STAGES - 1.
+      tsr_cp_wait<STAGES - 3>();
+      asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+      __syncthreads();
+      load(t + STAGES - 1);
+      tsr_zero(s);
+      tsr_fence_regs(acc);
+      tsr_wg_fence();
+      qk(s, t + 1);
+      tsr_wg_commit();
+      tsr_wgx_pv<D, BN, BF16>(acc, pc, stage(t) + TILE);
+      tsr_wg_commit();
+      asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory"); // S(t+1) done; P(t) V(t) may still run
+      tsr_fence_regs(s);
+      const bool upd = tsr_softmax_x<NT, BF16, CAUSAL, MASK, FUSED, LAZY>(
+          s, mrow, lrow, alpha, mask, msq, msk, sq, sk, (long long)(t + 1) * BN, row0, wrow, scale_log2, qd);
+      tsr_wg_wait0();
+      tsr_fence_regs(acc);
+      if (upd)
+        tsr_rescale<DT>(acc, alpha);
+#pragma unroll
+      for (int kk = 0; kk < PT; ++kk)
+        tsr_p_frag<NT, BF16>(s, kk, pc[kk]);
+    }
+    // The last tile's P V.
+    tsr_fence_regs(acc);
+    tsr_wg_fence();
+    tsr_wgx_pv<D, BN, BF16>(acc, pc, stage(ntiles - 1) + TILE);
+    tsr_wg_commit();
+    tsr_wg_wait0();
+    tsr_fence_regs(acc);
+  }
+  tsr_cp_wait<0>();
+  tsr_store_rows<D, BF16>(o, acc, lrow, row0, sq, qd, ld);
+}
 #endif
 )CUDA";
 
@@ -518,6 +728,24 @@ std::string wgmmaHelpers() {
           out += std::string(i ? ", " : "") + "\"+f\"(d[" + std::to_string(i / 4) + "][" + std::to_string(i % 4) + "])";
         out += "\n      : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"l\"(desc));\n  }\n};\n";
       }
+  // TsrWgmmaSS<N, BF16>::run: the same with A from shared memory too
+  // (K-major descriptors for both), for Q K with Q kept in shared memory.
+  for (int n : {64, 128})
+    for (bool bf16 : {true, false}) {
+      std::string ty = bf16 ? "bf16" : "f16";
+      int regs = n / 2;
+      out += "template <> struct TsrWgmmaSS<" + std::to_string(n) + ", " + (bf16 ? "true" : "false") + "> {\n";
+      out += "  TSR_D static void run(float (&d)[" + std::to_string(n / 8) +
+             "][4], unsigned long long da, unsigned long long db) {\n";
+      out += "    asm volatile(\"wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) + "k16.f32." + ty + "." + ty +
+             " {";
+      for (int i = 0; i < regs; ++i)
+        out += (i ? ", %" : "%") + std::to_string(i);
+      out += "}, %" + std::to_string(regs) + ", %" + std::to_string(regs + 1) + ", 1, 1, 1, 0, 0;\"\n      : ";
+      for (int i = 0; i < regs; ++i)
+        out += std::string(i ? ", " : "") + "\"+f\"(d[" + std::to_string(i / 4) + "][" + std::to_string(i % 4) + "])";
+      out += "\n      : \"l\"(da), \"l\"(db));\n  }\n};\n";
+    }
   return out;
 }
 
@@ -719,7 +947,24 @@ public:
     // instead of a heavy one starting last (the block's attention 0.060 ->
     // 0.044 ms at B4 H8 S1024, docs/perf.md). Otherwise consecutive blocks
     // walk one batch point's query tiles (its K/V stay in L2).
-    if (k_.attention.causal)
+    //
+    // Sectioned (the default since generator version 8; FlashAttention-3's
+    // L2 swizzle): batch points in sections of G, G as many as 32 MB of
+    // K/V hold (or knob section), each section's query tiles longest first
+    // with its batch points interleaved, so the blocks in flight share the
+    // K/V of few batch points and re-read them from L2 rather than DRAM.
+    if (k_.attention.causal && f.sectioned) {
+      if (f.section > 0)
+        out_ << "  long long sec_g = " << f.section << ";\n";
+      else
+        out_ << "  long long sec_g = (32ll << 20) / (sk * " << 4 * f.headDim << " > 0 ? sk * " << 4 * f.headDim
+             << " : 1);\n";
+      out_ << "  sec_g = sec_g < 1 ? 1 : sec_g > batch ? batch : sec_g;\n"
+              "  const long long sec_n = (long long)blockIdx.x / (sec_g * tiles), "
+              "sec_r = (long long)blockIdx.x % (sec_g * tiles);\n"
+              "  const long long sec_w = batch - sec_n * sec_g < sec_g ? batch - sec_n * sec_g : sec_g;\n"
+              "  const long long b = sec_n * sec_g + sec_r % sec_w, tile = tiles - 1 - sec_r / sec_w;\n";
+    } else if (k_.attention.causal)
       out_ << "  const long long b = (long long)blockIdx.x % batch, tile = tiles - 1 - (long long)blockIdx.x / batch;\n";
     else
       out_ << "  const long long b = (long long)blockIdx.x / tiles, tile = tiles - 1 - (long long)blockIdx.x % tiles;\n";
@@ -742,15 +987,21 @@ public:
       ld = D;
     }
     out_ << "  ";
-    if (f.wgmma)
+    if (f.x)
+      out_ << "tsr_flash_fwd_wgx<" << f.headDim << ", " << f.tile.keys << ", " << f.tile.stages << ", ";
+    else if (f.wgmma)
       out_ << "tsr_flash_fwd_wgmma<" << f.headDim << ", ";
     else
       out_ << "tsr_flash_fwd<" << f.headDim << ", " << f.tile.stages << ", ";
     out_ << (f.bf16 ? "true" : "false") << ", " << (k_.attention.causal ? "true" : "false") << ", "
-         << (mask >= 0 ? "true" : "false") << (f.wgmma ? (f.overlapped ? ", true" : ", false") : "") << ">(q + " << qb
-         << ", k + " << kb << ", v + " << kb << ", o + " << qb << ", " << (mask >= 0 ? "mask + mbase" : "nullptr")
-         << ", msq, msk, sq, sk, tile * " << f.tile.rows << ", (float)" << hexFloat(scaleLog2) << ", " << ld
-         << ");\n";
+         << (mask >= 0 ? "true" : "false");
+    if (f.x)
+      out_ << (f.fused ? ", true" : ", false") << (f.lazy ? ", true" : ", false") << (f.qShared ? ", true" : ", false");
+    else if (f.wgmma)
+      out_ << (f.overlapped ? ", true" : ", false");
+    out_ << ">(q + " << qb << ", k + " << kb << ", v + " << kb << ", o + " << qb << ", "
+         << (mask >= 0 ? "mask + mbase" : "nullptr") << ", msq, msk, sq, sk, tile * " << f.tile.rows << ", (float)"
+         << hexFloat(scaleLog2) << ", " << ld << ");\n";
     out_ << "}\n\n";
   }
 
@@ -764,9 +1015,12 @@ private:
 } // namespace
 
 uint32_t FlashPlan::sharedBytes() const {
-  // The same for every variant (launch planning does not know which one the
-  // compile picked): the deepest pipeline's 4 stages, + alignment to 1 KB.
+  // wgmma2x: its stages, then Q. Otherwise the same for every variant: the
+  // deepest pipeline's 4 stages (Q passes through them at the start).
+  // Plus alignment to 1 KB.
   uint32_t q = static_cast<uint32_t>(tile.rows * headDim * 2);
+  if (tile.qRegion)
+    return static_cast<uint32_t>(tile.stages * 2 * tile.keys * headDim * 2) + q + 1024;
   uint32_t kv = static_cast<uint32_t>(4 * 2 * tile.keys * headDim * 2);
   return std::max(q, kv) + 1024;
 }
@@ -795,8 +1049,32 @@ FlashPlan planFlash(const Kernel &k, const CodegenOptions &options) {
   // wgmma2 at D = 128 (1.39 vs 1.48 ms: there the second score set's
   // registers cost more than the overlap wins).
   std::string impl = k.knobString("impl");
+  // For measurements: TESSERA_CUDA_FLASH_IMPL stands in for an absent knob
+  // (e.g. the conformance suite or the transformer block on "wgmma2x").
+  if (const char *env = std::getenv("TESSERA_CUDA_FLASH_IMPL"); impl.empty() && env && *env)
+    impl = env;
   f.wgmma = options.smVersion == 90 && options.archSpecific && impl != "mma";
-  f.overlapped = f.wgmma && (impl == "wgmma3" || (impl != "wgmma2" && f.headDim == 64));
+  f.overlapped = f.wgmma && (impl == "wgmma3" || (impl != "wgmma2" && impl != "wgmma2x" && f.headDim == 64));
+  // wgmma2x (tsr_flash_fwd_wgx): knob keys (64 | 128, default 128),
+  // kv_stages (3 | 4; default 3 at 128 keys, 4 at 64), rescale ("lazy", the
+  // default, | "always"). 128 keys x 3 stages + Q take 225 KB at D = 128.
+  f.x = f.wgmma && impl == "wgmma2x";
+  if (f.x) {
+    f.tile.keys = k.knobInt("keys", 128) == 64 ? 64 : 128;
+    const int64_t st = k.knobInt("kv_stages", f.tile.keys == 128 ? 3 : 4);
+    f.tile.stages = st == 4 ? 4 : 3;
+    if (f.tile.keys == 128 && f.headDim == 128)
+      f.tile.stages = 3; // 4 x 64 KB + Q would pass 227 KB
+    f.tile.qRegion = true;
+    f.lazy = k.knobString("rescale") != "always";
+    f.fused = k.attentionMask() < 0 && k.attention.scale > 0;
+    // Knob q: "smem" (Q K reads Q from shared memory: 32 registers fewer,
+    // the default at 128 keys) or "regs" (the default at 64).
+    const std::string qk = k.knobString("q");
+    f.qShared = qk == "smem" || (qk != "regs" && f.tile.keys == 128);
+  }
+  f.sectioned = k.knobString("order") != "heads";
+  f.section = std::max<int64_t>(0, k.knobInt("section", 0));
   return f;
 }
 
@@ -810,6 +1088,7 @@ bool emitAttention(const Program &program, size_t kernel, const CodegenOptions &
   FlashPlan f = planFlash(k, options);
   plan->gemm.usable = f.usable;
   plan->gemm.why = f.why;
+  plan->flashSharedBytes = f.usable ? f.sharedBytes() : 0;
   plan->hasReduce = true;
   plan->extraSlots = extraCount(k);
   plan->numSlots = k.operands.size() + program.symbols.size() + plan->extraSlots;
@@ -848,12 +1127,13 @@ bool planAttentionLaunch(const Program &program, size_t kernel, const KernelPlan
   FlashTile t;
   int64_t blocks = s.batch * ((s.sq + t.rows - 1) / t.rows);
   if (plan.gemm.usable && blocks <= std::numeric_limits<int32_t>::max()) {
-    CodegenOptions o; // the plan was made for the compiled architecture
+    CodegenOptions o;
     FlashPlan f = planFlash(k, o);
     cfg.mode = LaunchMode::Gemm;
     cfg.grid[0] = static_cast<uint32_t>(blocks);
     cfg.block[0] = static_cast<uint32_t>(f.tile.threads);
-    cfg.sharedBytes = f.sharedBytes();
+    // The plan was made for the compiled architecture (wgmma2x's geometry).
+    cfg.sharedBytes = plan.flashSharedBytes ? plan.flashSharedBytes : f.sharedBytes();
     *out = cfg;
     return true;
   }
@@ -892,7 +1172,7 @@ CostResult estimateAttentionCost(const Program &program, size_t kernel, const Ke
   double rate;
   if (cfg.mode == LaunchMode::Gemm) {
     FlashPlan f = planFlash(k, CodegenOptions{});
-    if (f.sharedBytes() > uint32_t(gpu.sharedBytesPerBlock)) {
+    if (cfg.sharedBytes > uint32_t(gpu.sharedBytesPerBlock)) {
       r.feasible = false;
       r.reason = "shared memory per block exceeds the architecture's limit";
       return r;

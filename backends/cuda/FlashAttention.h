@@ -25,7 +25,14 @@
 //                 and at D = 64 also Q K(t+1) during the softmax of tile t
 //                 ("wgmma3", FlashAttention-3's intra-warpgroup overlap).
 //                 Knob impl picks a variant: "wgmma3", "wgmma2", "mma"
-//                 (mma.sync).
+//                 (mma.sync), "wgmma2x" (tsr_flash_fwd_wgx: the wgmma2
+//                 schedule with 128-key tiles, the scale folded into the
+//                 exponent, lazy rescaling of O, Q in its own shared region
+//                 loaded with the first K/V tiles and read from there by
+//                 Q K; knobs keys, kv_stages, rescale, q; README.md).
+//                 Causal blocks run in sections of batch points whose K/V
+//                 fit 32 MB of L2, each section longest query tile first
+//                 (knobs order="heads" for the old interleaving, section).
 //   tsr_K_thread  the generic path (any float dtype, any D and Dv, symbolic
 //                 head dims): one warp per query row, 32 keys at a time with
 //                 the same online softmax, f32 (f64 for f64) throughout.
@@ -53,9 +60,10 @@ namespace tessera::cuda {
 // Flash-kernel geometry (fixed per generator version).
 struct FlashTile {
   int rows = 128;   // query rows per block (8 warps x 16)
-  int keys = 64;    // keys per K/V tile
+  int keys = 64;    // keys per K/V tile (wgmma2x: 64 or 128, knob keys)
   int threads = 256;
   int stages = 3;   // K/V tile buffers in shared memory (2 in flight while one is read)
+  bool qRegion = false; // wgmma2x: Q keeps its own shared region after the stages
 };
 
 // Whether kernel `k` (kind Attention) takes the flash path on `options`'
@@ -67,6 +75,16 @@ struct FlashPlan {
   bool bf16 = true;
   bool wgmma = false;      // sm_90a: wgmma.mma_async per warpgroup instead of mma.sync per warp
   bool overlapped = false; // wgmma3 (Q K(t+1) also issued before the softmax of tile t), else wgmma2
+  bool x = false;          // wgmma2x (tsr_flash_fwd_wgx): tile.keys, tile.stages, lazy, fused
+  bool lazy = false;       // wgmma2x: O rescaled only when a row max grows by > 2^8 (knob rescale)
+  bool fused = false;      // wgmma2x: scale folded into the exponent (no mask, scale > 0)
+  bool qShared = false;    // wgmma2x: Q K reads Q from shared memory (knob q)
+  // Causal block order: batch points in sections of `section` (0: as many
+  // as 32 MB of K/V hold; knob section), each section's query tiles
+  // longest first; knob order="heads": every batch point interleaved (the
+  // order before generator version 8).
+  bool sectioned = true;
+  int64_t section = 0;
   FlashTile tile;
   uint32_t sharedBytes() const; // dynamic shared memory per block
 };

@@ -77,19 +77,27 @@ def reference_and_peer(case, t):
         y = torch.empty_like(x)
         return x.float(), lambda: y.copy_(x)
     if case.startswith("attention"):
-        q, k, v = t["q"], t["k"], t["v"]  # [B, H, S, D]
+        q, k, v = (bhsd(case, t[n]) for n in ("q", "k", "v"))  # [B, H, S, D] (views of [B, S, H, D] for bshd)
         causal = "causal" in case
         # One kernel, P rounded to bf16 before P V (FlashAttention-2): the
         # float32 reference is SDPA on the upcast inputs.
         ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=causal)
-        return ref, lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        return bhsd(case, ref), lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     raise KeyError(case)
+
+
+def bhsd(case, x):
+    """Attention cases named *bshd* store [B, S, H, D]: swap S and H (a view,
+    its own inverse)."""
+    return x.transpose(1, 2) if "bshd" in case else x
 
 
 def float64_attention_errors(case, t, got):
     """||x - ref64|| / ||ref64|| on the first two heads of batch 0, for
     Tessera's output and for PyTorch's bf16 SDPA (the float64 reference
     computed here with plain matmuls and softmax)."""
+    t = {n: bhsd(case, t[n]) for n in ("q", "k", "v")}
+    got = bhsd(case, got)
     q, k, v = (t[n][0, :2].double() for n in ("q", "k", "v"))
     s = q @ k.transpose(-1, -2) / np.sqrt(q.shape[-1])
     if "causal" in case:

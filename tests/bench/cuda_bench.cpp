@@ -110,15 +110,17 @@ kernel ")" + name + R"(" matmul {
 
 // One attention op kept whole (Schedule IR kind `attention`, as fusion emits
 // it for a plugin that declares attention native): q, k, v, out [B, H, S, D].
-std::string attentionSir(int64_t d, bool causal, const std::string &knobs) {
+// bshd: q, k, v and out stored [B, S, H, D] (layout=bshd, as the
+// transformer block's fused head split hands them over).
+std::string attentionSir(int64_t d, bool causal, const std::string &knobs, bool bshd = false) {
   std::string dim = std::to_string(d);
   char scale[32];
   std::snprintf(scale, sizeof(scale), "%.17g", 1.0 / std::sqrt(double(d)));
-  std::string t = "[s0, s1, s2, " + dim + "]";
+  std::string t = (bshd ? "[s0, s2, s1, " : "[s0, s1, s2, ") + dim + "]";
   return "tessera-schedule v1\nsymbols B H S\nkernel \"attention\" attention {\n  operand 0 in bf16 " + t +
          "\n  operand 1 in bf16 " + t + "\n  operand 2 in bf16 " + t + "\n  operand 3 out bf16 " + t +
-         "\n  parallel " + t + "\n  attention scale=" + scale + " causal=" + (causal ? "1" : "0") + "\n" +
-         (knobs.empty() ? "" : "  knobs " + knobs + "\n") + "}\n";
+         "\n  parallel " + t + "\n  attention scale=" + scale + " causal=" + (causal ? "1" : "0") +
+         (bshd ? " layout=bshd" : "") + "\n" + (knobs.empty() ? "" : "  knobs " + knobs + "\n") + "}\n";
 }
 
 // `knobs` adds to fusion's (row_chunks=N: chunks of 8 per thread).
@@ -248,25 +250,49 @@ std::vector<Case> cases(bool small) {
   // flash kernel at D = 128 and 64, causal and not; on Hopper the other
   // variants of knob impl at D = 128 to compare with its default ("wgmma2"):
   // "wgmma3" (Q K overlaps the softmax too) and "mma" (mma.sync).
+  //
+  // Then the transformer block's shape (B4 H16 S2048 D128, causal; case
+  // names with s2048, "bshd" when stored [B, S, H, D]): the default, the
+  // causal block order before generator version 8 (order="heads"), and
+  // impl="wgmma2x" (FlashAttention.h) with its knobs: 128-key tiles, Q in
+  // shared memory and lazy rescaling by default; rescale="always",
+  // q="regs", keys=64 (4 stages) one at a time.
   struct Att {
     const char *name;
     int64_t d;
     bool causal;
     const char *knobs;
+    int64_t s = 4096;
+    bool bshd = false;
   };
+  const char *x = "impl=\"wgmma2x\"";
   for (Att at : {Att{"attention_bf16", 128, false, ""}, Att{"attention_causal_bf16", 128, true, ""},
                  Att{"attention_d64_bf16", 64, false, ""}, Att{"attention_d64_causal_bf16", 64, true, ""},
                  Att{"attention_wgmma3_bf16", 128, false, "impl=\"wgmma3\""},
-                 Att{"attention_mma_bf16", 128, false, "impl=\"mma\""}}) {
-    int64_t b = small ? 1 : 4, h = small ? 4 : 16, s = small ? 512 : 4096, d = at.d;
+                 Att{"attention_mma_bf16", 128, false, "impl=\"mma\""},
+                 Att{"attention_x_bf16", 128, false, x},
+                 Att{"attention_x_causal_bf16", 128, true, x},
+                 Att{"attention_x_d64_bf16", 64, false, x},
+                 Att{"attention_s2048_causal_bf16", 128, true, "", 2048},
+                 Att{"attention_s2048_causal_heads_bf16", 128, true, "order=\"heads\"", 2048},
+                 Att{"attention_s2048_causal_x_bf16", 128, true, x, 2048},
+                 Att{"attention_s2048_causal_x_always_bf16", 128, true, "impl=\"wgmma2x\" rescale=\"always\"", 2048},
+                 Att{"attention_s2048_causal_x_qregs_bf16", 128, true, "impl=\"wgmma2x\" q=\"regs\"", 2048},
+                 Att{"attention_s2048_causal_x_k64_bf16", 128, true, "impl=\"wgmma2x\" keys=64", 2048},
+                 Att{"attention_s2048_causal_x_heads_bf16", 128, true, "impl=\"wgmma2x\" order=\"heads\"", 2048},
+                 Att{"attention_s2048_causal_bshd_bf16", 128, true, "", 2048, true},
+                 Att{"attention_s2048_causal_bshd_heads_bf16", 128, true, "order=\"heads\"", 2048, true},
+                 Att{"attention_s2048_causal_bshd_x_bf16", 128, true, x, 2048, true},
+                 Att{"attention_s2048_causal_bshd_x_k64_bf16", 128, true, "impl=\"wgmma2x\" keys=64", 2048, true}}) {
+    int64_t b = small ? 1 : 4, h = small ? 4 : 16, s = small ? 512 : at.s, d = at.d;
     double flops = 4.0 * b * h * s * s * d * (at.causal ? 0.5 : 1.0);
     Case a{at.name, at.causal ? "sdpa causal" : "sdpa", flops, 4.0 * b * h * s * d * 2, {}, {}};
-    std::vector<int64_t> shape = {b, h, s, d};
+    std::vector<int64_t> shape = at.bshd ? std::vector<int64_t>{b, s, h, d} : std::vector<int64_t>{b, h, s, d};
     // q up to 6: scores with a standard deviation of about 2, so softmax is
     // peaked and the running max moves between key tiles.
     a.buffers = {{"q", "bf16", shape, true, false, 6.f}, {"k", "bf16", shape, true, false},
                  {"v", "bf16", shape, true, false}, {"o", "bf16", shape, false, true}};
-    a.kernels = {{attentionSir(d, at.causal, at.knobs), {"q", "k", "v", "o"}, {b, h, s}}};
+    a.kernels = {{attentionSir(d, at.causal, at.knobs, at.bshd), {"q", "k", "v", "o"}, {b, h, s}}};
     c.push_back(a);
   }
   return c;

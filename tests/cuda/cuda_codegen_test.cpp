@@ -103,6 +103,8 @@ void expectPtxasClean(const std::string &ptx, const std::string &arch) {
   std::string out =
       ::run(std::string(TESSERA_TEST_PTXAS) + " -arch=" + arch + " -v -o " + dir + "/k.cubin " + ptxFile, &rc);
   EXPECT_EQ(rc, 0) << out;
+  if (std::getenv("TESSERA_PTXAS_INFO")) // registers and spills per function
+    std::printf("ptxas %s:\n%s\n", arch.c_str(), out.c_str());
   EXPECT_EQ(out.find("wgmma.mma_async instructions are serialized"), std::string::npos) << out;
   std::istringstream lines(out);
   for (std::string line; std::getline(lines, line);)
@@ -203,21 +205,31 @@ TEST(CudaCodegen, AttentionKernelsTakeTheFlashPathWhereTheyCan) {
   // registers, K and V through descriptors), in every variant of knob impl
   // and the default. ptxas must neither spill nor serialize the wgmma
   // pipelines.
-  auto withKnob = [&](const std::string &impl) {
+  // wgmma2x with its geometry knobs (keys, kv_stages, rescale) and the
+  // causal block orders (order, section) too.
+  auto withKnob = [&](const std::string &knobs) {
     std::string t = text;
-    if (impl.empty())
+    if (knobs.empty())
       return t;
     for (size_t at = t.find("  attention scale"); at != std::string::npos; at = t.find("  attention scale", at + 40))
-      t.insert(t.find('\n', at) + 1, "  knobs impl=\"" + impl + "\"\n");
+      t.insert(t.find('\n', at) + 1, "  knobs " + knobs + "\n");
     return t;
   };
   struct Variant {
     const char *arch, *impl;
     bool wgmma;
+    int qkN = 64; // n of the Q K wgmma at D = 128
   };
-  for (Variant var : {Variant{"sm_80", "", false}, Variant{"sm_90a", "mma", false}, Variant{"sm_90a", "wgmma2", true},
-                      Variant{"sm_90a", "wgmma3", true}, Variant{"sm_90a", "", true}}) {
-    SCOPED_TRACE(std::string(var.arch) + " impl=" + var.impl);
+  for (Variant var : {Variant{"sm_80", "", false}, Variant{"sm_90a", "impl=\"mma\"", false},
+                      Variant{"sm_90a", "impl=\"wgmma2\"", true}, Variant{"sm_90a", "impl=\"wgmma3\"", true},
+                      Variant{"sm_90a", "", true}, Variant{"sm_90a", "impl=\"wgmma2x\"", true, 128},
+                      Variant{"sm_90a", "impl=\"wgmma2x\" rescale=\"always\" order=\"heads\"", true, 128},
+                      Variant{"sm_90a", "impl=\"wgmma2x\" q=\"regs\"", true, 128},
+                      Variant{"sm_90a", "impl=\"wgmma2x\" keys=64 q=\"smem\"", true, 64},
+                      Variant{"sm_90a", "impl=\"wgmma2x\" keys=64", true, 64},
+                      Variant{"sm_90a", "impl=\"wgmma2x\" keys=64 kv_stages=3 section=4", true, 64},
+                      Variant{"sm_80", "impl=\"wgmma2x\"", false}}) {
+    SCOPED_TRACE(std::string(var.arch) + " " + var.impl);
     int sm = 0;
     bool a = false;
     ASSERT_TRUE(parseArchitecture(var.arch, &sm, &a));
@@ -232,7 +244,9 @@ TEST(CudaCodegen, AttentionKernelsTakeTheFlashPathWhereTheyCan) {
       std::string body = r.ptx.substr(b, e == std::string::npos ? std::string::npos : e - b);
       std::string ty = i == 0 ? "bf16" : "f16";
       if (var.wgmma) {
-        EXPECT_NE(body.find("wgmma.mma_async.sync.aligned.m64n64k16.f32." + ty + "." + ty), std::string::npos);
+        const int qkN = i == 0 ? var.qkN : std::string(var.impl).find("wgmma2x") != std::string::npos ? var.qkN : 64;
+        EXPECT_NE(body.find("wgmma.mma_async.sync.aligned.m64n" + std::to_string(qkN) + "k16.f32." + ty + "." + ty),
+                  std::string::npos);
         EXPECT_NE(body.find("wgmma.mma_async.sync.aligned.m64n" + std::string(i == 0 ? "128" : "64") + "k16.f32." + ty +
                             "." + ty),
                   std::string::npos);
@@ -243,7 +257,12 @@ TEST(CudaCodegen, AttentionKernelsTakeTheFlashPathWhereTheyCan) {
         EXPECT_NE(body.find("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16"), std::string::npos);
         EXPECT_EQ(body.find("wgmma"), std::string::npos);
       }
-      EXPECT_NE(body.find("ldmatrix.sync.aligned.m8n8.x4.shared.b16"), std::string::npos);
+      const std::string knobs = var.impl;
+      const bool qShared = var.wgmma && (knobs.find("q=\"smem\"") != std::string::npos ||
+                                         (var.qkN == 128 && knobs.find("q=\"regs\"") == std::string::npos));
+      if (!qShared) { // wgmma2x reads Q from shared memory at 128 keys (and with knob q="smem")
+        EXPECT_NE(body.find("ldmatrix.sync.aligned.m8n8.x4.shared.b16"), std::string::npos);
+      }
       EXPECT_NE(body.find("cp.async.cg.shared.global"), std::string::npos);
       EXPECT_NE(body.find("ex2.approx"), std::string::npos);
       EXPECT_EQ(body.find("ld.local"), std::string::npos);
@@ -256,6 +275,36 @@ TEST(CudaCodegen, AttentionKernelsTakeTheFlashPathWhereTheyCan) {
     GeneratedProgram hopper = gen(p, 90, true);
     EXPECT_NE(hopper.source.find("tsr_flash_fwd_wgmma<128, true, true, false, false>"), std::string::npos);
     EXPECT_NE(hopper.source.find("tsr_flash_fwd_wgmma<64, false, false, true, true>"), std::string::npos);
+    // Causal blocks in sections of batch points (L2 reuse of K/V), unless
+    // knob order="heads"; non-causal blocks walk one batch point's tiles.
+    EXPECT_NE(hopper.source.find("sec_g = (32ll << 20) / (sk * 512"), std::string::npos);
+    EXPECT_EQ(gen(parse(withKnob("order=\"heads\"")), 90, true).source.find("sec_g"), std::string::npos);
+  }
+  // wgmma2x: 128-key tiles, 3 stages, Q in its own region (225 KB at D =
+  // 128), fused scale (no mask), lazy rescale, Q from shared memory; the
+  // launch takes the compiled plan's shared memory (sm_80 keeps mma.sync
+  // and its own).
+  {
+    const sir::Program px = parse(withKnob("impl=\"wgmma2x\""));
+    GeneratedProgram hx = gen(px, 90, true);
+    EXPECT_NE(hx.source.find("tsr_flash_fwd_wgx<128, 128, 3, true, true, false, true, true, true>"), std::string::npos);
+    EXPECT_NE(hx.source.find("tsr_flash_fwd_wgx<64, 128, 3, false, false, true, false, true, true>"), std::string::npos);
+    int64_t sym[] = {4, 2048, 2048, 64};
+    LaunchConfig c;
+    std::string error;
+    ASSERT_TRUE(planLaunch(px, 0, hx.kernels[0], sym, 132, &c, &error)) << error;
+    EXPECT_EQ(c.sharedBytes, 3u * 2 * 128 * 128 * 2 + 128 * 128 * 2 + 1024);
+    EXPECT_LE(c.sharedBytes, 227u * 1024);
+    EXPECT_TRUE(estimateKernelCost(px, 0, hx.kernels[0], gpuModelFor(90, 132), sym).feasible);
+    GeneratedProgram ax = gen(px, 80, false);
+    EXPECT_NE(ax.source.find("tsr_flash_fwd<128, 3,"), std::string::npos);
+    ASSERT_TRUE(planLaunch(px, 0, ax.kernels[0], sym, 132, &c, &error)) << error;
+    EXPECT_EQ(c.sharedBytes, 4u * 2 * 64 * 128 * 2 + 1024);
+    GeneratedProgram k64 = gen(parse(withKnob("impl=\"wgmma2x\" keys=64 rescale=\"always\"")), 90, true);
+    EXPECT_NE(k64.source.find("tsr_flash_fwd_wgx<128, 64, 4, true, true, false, true, false, false>"),
+              std::string::npos);
+    ASSERT_TRUE(planLaunch(px, 0, k64.kernels[0], sym, 132, &c, &error)) << error;
+    EXPECT_EQ(c.sharedBytes, 4u * 2 * 64 * 128 * 2 + 128 * 128 * 2 + 1024);
   }
   // B=4, S=4096 (s1), T=4096 (s2), D symbol=128 (s3).
   int64_t sym[] = {4, 4096, 1000, 64};
@@ -312,12 +361,21 @@ TEST(CudaCodegen, AttentionBshdLayoutReadsRowsHDApart) {
     if (name == "attention_bshd")
       text = t;
   sir::Program p = parse(text);
-  for (const char *arch : {"sm_80", "sm_90a"}) {
+  // And wgmma2x (its own addressing of Q through shared memory) on sm_90a.
+  std::string xText = text;
+  for (size_t at = xText.find("  attention scale"); at != std::string::npos;
+       at = xText.find("  attention scale", at + 40))
+    xText.insert(xText.find('\n', at) + 1, "  knobs impl=\"wgmma2x\"\n");
+  for (const char *arch : {"sm_80", "sm_90a", "sm_90a wgmma2x"}) {
     SCOPED_TRACE(arch);
+    const bool x = std::string(arch).find("wgmma2x") != std::string::npos;
     int sm = 0;
     bool a = false;
-    ASSERT_TRUE(parseArchitecture(arch, &sm, &a));
-    GeneratedProgram g = gen(p, sm, a);
+    ASSERT_TRUE(parseArchitecture(x ? "sm_90a" : arch, &sm, &a));
+    GeneratedProgram g = gen(x ? parse(xText) : p, sm, a);
+    if (x) {
+      EXPECT_NE(g.source.find("tsr_flash_fwd_wgx<"), std::string::npos);
+    }
     ASSERT_EQ(g.kernels.size(), 3u);
     EXPECT_TRUE(g.kernels[0].gemm.usable) << g.kernels[0].gemm.why;
     EXPECT_TRUE(g.kernels[1].gemm.usable) << g.kernels[1].gemm.why;
@@ -327,7 +385,7 @@ TEST(CudaCodegen, AttentionBshdLayoutReadsRowsHDApart) {
     EXPECT_NE(g.source.find(", heads * 128);"), std::string::npos);
     EXPECT_NE(g.source.find(", heads * 64);"), std::string::npos);
     EXPECT_NE(g.source.find("kst = heads * hd"), std::string::npos);
-    NvrtcResult r = nvrtcCompile(g.source, "attention_bshd.cu", arch, true);
+    NvrtcResult r = nvrtcCompile(g.source, "attention_bshd.cu", x ? "sm_90a" : arch, true);
     ASSERT_EQ(r.kind, NvrtcResult::Kind::Ok) << r.message;
     for (size_t i = 0; i < 2; ++i) {
       std::string fn = g.kernels[i].function(LaunchMode::Gemm);
@@ -340,7 +398,7 @@ TEST(CudaCodegen, AttentionBshdLayoutReadsRowsHDApart) {
       EXPECT_EQ(body.find("ld.local"), std::string::npos);
       EXPECT_EQ(body.find("st.local"), std::string::npos);
     }
-    expectPtxasClean(r.ptx, arch);
+    expectPtxasClean(r.ptx, x ? "sm_90a" : arch);
   }
   // The dense path keeps its dense addressing.
   for (auto &[name, t] : tessera::cuda::test::programs())
