@@ -47,7 +47,7 @@ namespace tessera::cuda {
 
 // Bumped whenever generated function names, parameters or launch rules
 // change, so serialized cubins of another generator are refused.
-inline constexpr uint32_t kCodegenVersion = 8;
+inline constexpr uint32_t kCodegenVersion = 9;
 
 enum class LaunchMode : uint8_t { Flat, Thread, Block, Gemm, GemmAsync, Wgmma, LibEpilogue };
 inline constexpr size_t kLaunchModeCount = 7;

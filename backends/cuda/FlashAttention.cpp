@@ -1044,20 +1044,22 @@ FlashPlan planFlash(const Kernel &k, const CodegenOptions &options) {
   f.bf16 = dt == TESSERA_DTYPE_BF16;
   // wgmma needs the arch-specific Hopper target. Knob impl: "mma" keeps
   // mma.sync there, "wgmma2" overlaps P V with the next softmax, "wgmma3"
-  // Q K(t+1) with the softmax of tile t too. Default, as measured on an
-  // H200 (docs/perf.md): wgmma3 at D = 64 (1.06 vs 1.12 ms at B4 H16 S4096),
-  // wgmma2 at D = 128 (1.39 vs 1.48 ms: there the second score set's
-  // registers cost more than the overlap wins).
+  // Q K(t+1) with the softmax of tile t too, "wgmma2x" (the default) is
+  // wgmma2 over 128-key tiles. Measured on an H200, B4 H16 (docs/perf.md,
+  // 2026-11-21): wgmma2x 1.33 ms vs wgmma2 1.40 at D = 128 S4096, 0.69 vs
+  // 0.98 causal, 0.92 vs wgmma3's 1.06 at D = 64, 0.20 vs 0.28 causal
+  // S2048 D = 128.
   std::string impl = k.knobString("impl");
-  // For measurements: TESSERA_CUDA_FLASH_IMPL stands in for an absent knob
-  // (e.g. the conformance suite or the transformer block on "wgmma2x").
-  if (const char *env = std::getenv("TESSERA_CUDA_FLASH_IMPL"); impl.empty() && env && *env)
-    impl = env;
+  if (impl.empty())
+    impl = "wgmma2x";
   f.wgmma = options.smVersion == 90 && options.archSpecific && impl != "mma";
-  f.overlapped = f.wgmma && (impl == "wgmma3" || (impl != "wgmma2" && impl != "wgmma2x" && f.headDim == 64));
+  f.overlapped = f.wgmma && impl == "wgmma3";
   // wgmma2x (tsr_flash_fwd_wgx): knob keys (64 | 128, default 128),
-  // kv_stages (3 | 4; default 3 at 128 keys, 4 at 64), rescale ("lazy", the
-  // default, | "always"). 128 keys x 3 stages + Q take 225 KB at D = 128.
+  // kv_stages (3 | 4; default 3 at 128 keys, 4 at 64), rescale ("always",
+  // the default, | "lazy": O rescaled only when a row max grows by more
+  // than 2^8; as fast at S2048 causal, 0.2022 vs 0.2011 ms, and less exact,
+  // 2.1e-3 vs 1.9e-3 against float64). 128 keys x 3 stages + Q take 225 KB
+  // at D = 128.
   f.x = f.wgmma && impl == "wgmma2x";
   if (f.x) {
     f.tile.keys = k.knobInt("keys", 128) == 64 ? 64 : 128;
@@ -1066,7 +1068,7 @@ FlashPlan planFlash(const Kernel &k, const CodegenOptions &options) {
     if (f.tile.keys == 128 && f.headDim == 128)
       f.tile.stages = 3; // 4 x 64 KB + Q would pass 227 KB
     f.tile.qRegion = true;
-    f.lazy = k.knobString("rescale") != "always";
+    f.lazy = k.knobString("rescale") == "lazy";
     f.fused = k.attentionMask() < 0 && k.attention.scale > 0;
     // Knob q: "smem" (Q K reads Q from shared memory: 32 registers fewer,
     // the default at 128 keys) or "regs" (the default at 64).

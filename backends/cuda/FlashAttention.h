@@ -21,15 +21,15 @@
 //                 read by the tensor cores straight from shared memory
 //                 through matrix descriptors) with the softmax overlapping
 //                 the tensor cores' work: P(t) V(t) in flight during the
-//                 softmax of tile t + 1 ("wgmma2", the default at D = 128),
-//                 and at D = 64 also Q K(t+1) during the softmax of tile t
-//                 ("wgmma3", FlashAttention-3's intra-warpgroup overlap).
-//                 Knob impl picks a variant: "wgmma3", "wgmma2", "mma"
-//                 (mma.sync), "wgmma2x" (tsr_flash_fwd_wgx: the wgmma2
-//                 schedule with 128-key tiles, the scale folded into the
-//                 exponent, lazy rescaling of O, Q in its own shared region
-//                 loaded with the first K/V tiles and read from there by
-//                 Q K; knobs keys, kv_stages, rescale, q; README.md).
+//                 softmax of tile t + 1 ("wgmma2"), and also Q K(t+1)
+//                 during the softmax of tile t ("wgmma3", FlashAttention-3's
+//                 intra-warpgroup overlap). The default, "wgmma2x"
+//                 (tsr_flash_fwd_wgx), is the wgmma2 schedule over 128-key
+//                 tiles with the scale folded into the exponent, Q in its
+//                 own shared region loaded with the first K/V tiles and read
+//                 from there by Q K (knobs keys, kv_stages, rescale, q;
+//                 README.md). Knob impl picks a variant: "wgmma2x",
+//                 "wgmma2", "wgmma3", "mma" (mma.sync).
 //                 Causal blocks run in sections of batch points whose K/V
 //                 fit 32 MB of L2, each section longest query tile first
 //                 (knobs order="heads" for the old interleaving, section).

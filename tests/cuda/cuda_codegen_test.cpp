@@ -222,7 +222,7 @@ TEST(CudaCodegen, AttentionKernelsTakeTheFlashPathWhereTheyCan) {
   };
   for (Variant var : {Variant{"sm_80", "", false}, Variant{"sm_90a", "impl=\"mma\"", false},
                       Variant{"sm_90a", "impl=\"wgmma2\"", true}, Variant{"sm_90a", "impl=\"wgmma3\"", true},
-                      Variant{"sm_90a", "", true}, Variant{"sm_90a", "impl=\"wgmma2x\"", true, 128},
+                      Variant{"sm_90a", "", true, 128}, Variant{"sm_90a", "impl=\"wgmma2x\"", true, 128},
                       Variant{"sm_90a", "impl=\"wgmma2x\" rescale=\"always\" order=\"heads\"", true, 128},
                       Variant{"sm_90a", "impl=\"wgmma2x\" q=\"regs\"", true, 128},
                       Variant{"sm_90a", "impl=\"wgmma2x\" keys=64 q=\"smem\"", true, 64},
@@ -244,7 +244,8 @@ TEST(CudaCodegen, AttentionKernelsTakeTheFlashPathWhereTheyCan) {
       std::string body = r.ptx.substr(b, e == std::string::npos ? std::string::npos : e - b);
       std::string ty = i == 0 ? "bf16" : "f16";
       if (var.wgmma) {
-        const int qkN = i == 0 ? var.qkN : std::string(var.impl).find("wgmma2x") != std::string::npos ? var.qkN : 64;
+        const bool x = std::string(var.impl).empty() || std::string(var.impl).find("wgmma2x") != std::string::npos;
+        const int qkN = i == 0 || x ? var.qkN : 64;
         EXPECT_NE(body.find("wgmma.mma_async.sync.aligned.m64n" + std::to_string(qkN) + "k16.f32." + ty + "." + ty),
                   std::string::npos);
         EXPECT_NE(body.find("wgmma.mma_async.sync.aligned.m64n" + std::string(i == 0 ? "128" : "64") + "k16.f32." + ty +
@@ -270,22 +271,28 @@ TEST(CudaCodegen, AttentionKernelsTakeTheFlashPathWhereTheyCan) {
     }
     expectPtxasClean(r.ptx, var.arch);
   }
-  // Defaults on sm_90a: the P V overlap at D = 128, the deeper one at D = 64.
+  // Defaults on sm_90a: wgmma2x at both head dims (128-key tiles, 3
+  // stages, O rescaled every tile, Q from shared memory; the scale fused
+  // into the exponent where there is no mask).
   {
     GeneratedProgram hopper = gen(p, 90, true);
-    EXPECT_NE(hopper.source.find("tsr_flash_fwd_wgmma<128, true, true, false, false>"), std::string::npos);
-    EXPECT_NE(hopper.source.find("tsr_flash_fwd_wgmma<64, false, false, true, true>"), std::string::npos);
+    EXPECT_NE(hopper.source.find("tsr_flash_fwd_wgx<128, 128, 3, true, true, false, true, false, true>"),
+              std::string::npos);
+    EXPECT_NE(hopper.source.find("tsr_flash_fwd_wgx<64, 128, 3, false, false, true, false, false, true>"),
+              std::string::npos);
+    EXPECT_NE(gen(parse(withKnob("impl=\"wgmma2\"")), 90, true).source.find("tsr_flash_fwd_wgmma<128, true, true, false, false>"),
+              std::string::npos);
     // Causal blocks in sections of batch points (L2 reuse of K/V), unless
     // knob order="heads"; non-causal blocks walk one batch point's tiles.
     EXPECT_NE(hopper.source.find("sec_g = (32ll << 20) / (sk * 512"), std::string::npos);
     EXPECT_EQ(gen(parse(withKnob("order=\"heads\"")), 90, true).source.find("sec_g"), std::string::npos);
   }
   // wgmma2x: 128-key tiles, 3 stages, Q in its own region (225 KB at D =
-  // 128), fused scale (no mask), lazy rescale, Q from shared memory; the
+  // 128), fused scale (no mask), lazy rescale (knob), Q from shared memory; the
   // launch takes the compiled plan's shared memory (sm_80 keeps mma.sync
   // and its own).
   {
-    const sir::Program px = parse(withKnob("impl=\"wgmma2x\""));
+    const sir::Program px = parse(withKnob("impl=\"wgmma2x\" rescale=\"lazy\""));
     GeneratedProgram hx = gen(px, 90, true);
     EXPECT_NE(hx.source.find("tsr_flash_fwd_wgx<128, 128, 3, true, true, false, true, true, true>"), std::string::npos);
     EXPECT_NE(hx.source.find("tsr_flash_fwd_wgx<64, 128, 3, false, false, true, false, true, true>"), std::string::npos);
@@ -314,7 +321,8 @@ TEST(CudaCodegen, AttentionKernelsTakeTheFlashPathWhereTheyCan) {
   EXPECT_EQ(c.mode, LaunchMode::Gemm);
   EXPECT_EQ(c.grid[0], 4u * 16 * 32);
   EXPECT_EQ(c.block[0], 256u);
-  EXPECT_EQ(c.sharedBytes, 4u * 2 * 64 * 128 * 2 + 1024); // 4 stages of K and V tiles, 1 KB alignment
+  // 3 stages of 128-key K and V tiles, Q's region, 1 KB alignment.
+  EXPECT_EQ(c.sharedBytes, 3u * 2 * 128 * 128 * 2 + 128 * 128 * 2 + 1024);
   ASSERT_GE(c.extras.size(), 7u + 4);
   EXPECT_EQ(c.extras[0], 4 * 16);  // batch points
   EXPECT_EQ(c.extras[1], 4096);    // Sq
@@ -322,7 +330,7 @@ TEST(CudaCodegen, AttentionKernelsTakeTheFlashPathWhereTheyCan) {
   ASSERT_TRUE(planLaunch(p, 1, g.kernels[1], sym, 132, &c, &error)) << error;
   EXPECT_EQ(c.mode, LaunchMode::Gemm);
   EXPECT_EQ(c.grid[0], 4u * 2 * 32);
-  EXPECT_EQ(c.sharedBytes, 4u * 2 * 64 * 64 * 2 + 1024); // D = 64
+  EXPECT_EQ(c.sharedBytes, 3u * 2 * 128 * 64 * 2 + 128 * 64 * 2 + 1024); // D = 64
   // Mask [B, 1, S, T] against scores [B, 2, S, T]: rows T apart, cols 1,
   // batch dim 0 stride S*T, head dim broadcast (0).
   ASSERT_EQ(c.extras.size(), 7u + 4);
