@@ -222,9 +222,10 @@ CostResult estimateKernelCost(const Program &program, size_t kernel, const Kerne
     // Fractions of the datasheet rate measured on an H200 at 4096^3
     // (docs/perf.md, 2026-11-21): wgmma fed by cp.async 0.50, the cp.async
     // + ldmatrix mma.sync pipeline 0.33, the register double-buffered
-    // mma.sync 0.16; wgmma fed by TMA (warp-specialized, persistent) 0.68.
+    // mma.sync 0.16; wgmma fed by TMA (warp-specialized, persistent) 0.76
+    // (750 TF/s at 4096^3, 716-773 at 8192^3, three calls).
     const bool tma = plan.gemm.wgmmaConfig.family == GemmFamily::WgmmaTma;
-    double efficiency = cfg.mode == LaunchMode::Wgmma       ? (tma ? 0.68 : 0.50)
+    double efficiency = cfg.mode == LaunchMode::Wgmma       ? (tma ? 0.76 : 0.50)
                         : cfg.mode == LaunchMode::GemmAsync ? 0.33
                                                             : 0.16;
     // Short K leaves the pipeline's fill and drain unamortized: wgmma ran
