@@ -280,6 +280,13 @@ CostResult estimateKernelCost(const Program &program, size_t kernel, const Kerne
     }
   }
   double tCompute = r.flops / std::max(1.0, computeRate);
+  if ((cfg.mode == LaunchMode::GemmAsync || cfg.mode == LaunchMode::Wgmma) && !plan.gemm.plainStore) {
+    // An epilogue other than a plain store runs per element after each
+    // tile's main loop, with the tensor cores idle: an erf GELU added 0.042
+    // ms (TMA design) and 0.049 ms (cp.async) to the 4096^3 product on an
+    // H200 (docs/perf.md), about 3.7e11 elements/s over 132 SMs.
+    tCompute += double(P) / (3.7e11 * double(gpu.smCount) / 132.0);
+  }
   r.seconds = gpu.launchSeconds + std::max(tMem, tCompute);
   return r;
 }
