@@ -69,6 +69,96 @@ void emitWgmma(std::ostream &o, const PipelinedGemm &g, const std::string &inden
   o << "\n" << indent << "    : \"l\"(" << da << "), \"l\"(" << db << "), \"r\"(1));\n";
 }
 
+// Dynamic shared memory base, aligned to 1024 bytes (the 128B swizzle atom).
+void emitSharedBase(std::ostream &o) {
+  o << "  extern __shared__ __align__(1024) unsigned char tsr_smem[];\n";
+  o << "  const unsigned tsr_sraw = (unsigned)__cvta_generic_to_shared(tsr_smem);\n";
+  o << "  const unsigned tsr_s0 = (tsr_sraw + 1023u) & ~1023u;\n";
+}
+
+// Row and column tile counts and K steps.
+void emitTileCounts(std::ostream &o, const PipelinedGemm &g) {
+  o << "  const long long tsr_tm = (tsr_M + " << g.bm - 1 << ") / " << g.bm << ", tsr_tn = (tsr_N + " << g.bn - 1
+    << ") / " << g.bn << ";\n";
+  o << "  const int tsr_kt = (int)((tsr_K + " << g.bk - 1 << ") / " << g.bk << ");\n";
+}
+
+// m0, n0 of tile tsr_tile in grouped order: 8 row tiles sweep the column
+// tiles together (B panels stay in L2 while A panels are reused).
+void emitTileOrigin(std::ostream &o, const PipelinedGemm &g, const std::string &ind) {
+  o << ind << "const long long tsr_gw = 8LL * tsr_tn, tsr_gi = tsr_tile / tsr_gw, tsr_gf = tsr_gi * 8LL;\n";
+  o << ind << "const long long tsr_gs = (tsr_tm - tsr_gf) < 8LL ? (tsr_tm - tsr_gf) : 8LL;\n";
+  o << ind << "const long long tsr_gin = tsr_tile - tsr_gi * tsr_gw;\n";
+  o << ind << "const long long m0 = (tsr_gf + tsr_gin % tsr_gs) * " << g.bm << ", n0 = (tsr_gin / tsr_gs) * " << g.bn
+    << ";\n";
+}
+
+// Matrix descriptors (PTX ISA, "Matrix Descriptor Format"): start address,
+// leading and stride byte offsets (>> 4), 128B swizzle (1 << 62).
+void emitDescriptorFunction(std::ostream &o, const std::string &ind) {
+  o << ind << "auto tsr_desc = [](unsigned a, unsigned lbo, unsigned sbo) -> unsigned long long {\n";
+  o << ind << "  return (unsigned long long)((a & 0x3FFFFu) >> 4) | ((unsigned long long)(lbo >> 4) << 16) |\n";
+  o << ind << "         ((unsigned long long)(sbo >> 4) << 32) | (1ULL << 62);\n";
+  o << ind << "};\n";
+}
+
+// One stage's wgmma batch (A at tsr_ca, B at tsr_cb; warpgroup wgp's 64
+// rows), committed as one group.
+void emitWgmmaStage(std::ostream &o, const PipelinedGemm &g, const std::string &ind) {
+  o << ind << "asm volatile(\"wgmma.fence.sync.aligned;\\n\" ::: \"memory\");\n";
+  o << "#pragma unroll\n" << ind << "for (int kk = 0; kk < " << g.bk / 16 << "; ++kk) {\n";
+  // A: this warpgroup's 64 rows, K-major; advancing k by 16 moves the
+  // start address by 32 bytes inside the swizzle atom.
+  o << ind << "  const unsigned long long da = tsr_desc(tsr_ca + (unsigned)wgp * " << 64 * 128
+    << "u + (unsigned)kk * 32u, 16u, 1024u);\n";
+  if (g.bKContig)
+    o << ind << "  const unsigned long long db = tsr_desc(tsr_cb + (unsigned)kk * 32u, 16u, 1024u);\n";
+  else
+    o << ind << "  const unsigned long long db = tsr_desc(tsr_cb + (unsigned)kk * 2048u, " << g.bk * 128
+      << "u, 1024u);\n";
+  emitWgmma(o, g, ind + "  ", "da", "db");
+  o << ind << "}\n";
+  o << ind << "asm volatile(\"wgmma.commit_group.sync.aligned;\\n\" ::: \"memory\");\n";
+}
+
+// The accumulators are final only after the last wgmma wait: keep their
+// reads below it.
+void emitAccumulatorFence(std::ostream &o, const PipelinedGemm &g, const std::string &ind) {
+  o << "#pragma unroll\n" << ind << "for (int i = 0; i < " << g.bn / 2
+    << "; ++i) asm volatile(\"\" : \"+f\"(tsr_c[i]) :: \"memory\");\n";
+}
+
+// The epilogue over a rows x cols f32 tile staged at tsr_ep (row stride
+// ld), thread `first` of `stride` threads, consecutive threads on
+// consecutive columns; the tile starts at (rowBase, colBase) of the output.
+// A plain store of a 2-byte output takes 8 columns and one 16-byte store
+// per thread, other epilogues run per element.
+void emitStagedEpilogue(std::ostream &o, const PipelinedGemm &g, const GemmHooks &h, const std::string &ind,
+                        const std::string &first, int stride, int rows, int cols, int ld,
+                        const std::string &rowBase, const std::string &colBase, bool unrollChunks = false) {
+  const bool chunks = g.plainStore && h.chunk8;
+  const int per = chunks ? cols / 8 : cols;
+  if (chunks && unrollChunks)
+    o << "#pragma unroll\n";
+  o << ind << "for (int e = " << first << "; e < " << rows * per << "; e += " << stride << ") {\n";
+  o << ind << "  const int r = e / " << per << ", c = " << (chunks ? "(e % " : "e % ") << per << (chunks ? ") * 8" : "")
+    << ";\n";
+  o << ind << "  const long long tsr_em = " << rowBase << " + r, tsr_en = " << colBase << " + c;\n";
+  o << ind << "  if (tsr_em >= tsr_M || tsr_en >= tsr_N) continue;\n";
+  if (chunks) {
+    o << ind << "  const float4 tsr_x0 = *(const float4*)&tsr_ep[r * " << ld << " + c], tsr_x1 = *(const float4*)&tsr_ep[r * "
+      << ld << " + c + 4];\n";
+    o << ind << "  const float tsr_v0 = tsr_x0.x, tsr_v1 = tsr_x0.y, tsr_v2 = tsr_x0.z, tsr_v3 = tsr_x0.w;\n";
+    o << ind << "  const float tsr_v4 = tsr_x1.x, tsr_v5 = tsr_x1.y, tsr_v6 = tsr_x1.z, tsr_v7 = tsr_x1.w;\n";
+    o << ind << "  const int tsr_nv = (tsr_N - tsr_en) < 8LL ? (int)(tsr_N - tsr_en) : 8;\n";
+    h.chunk8(ind + "  ");
+  } else {
+    o << ind << "  const float tsr_acc = tsr_ep[r * " << ld << " + c];\n";
+    h.element(ind + "  ");
+  }
+  o << ind << "}\n";
+}
+
 // WgmmaTma (GemmKernel.h). mbarrier and bulk tensor copy semantics: PTX
 // ISA 8.x, "mbarrier" (phases, expect-tx, try_wait.parity) and
 // "cp.async.bulk.tensor"; the stage protocol is CUTLASS's PipelineTmaAsync.
@@ -81,17 +171,13 @@ void emitTmaGemm(const PipelinedGemm &g, const GemmHooks &h) {
   o << "  // Warp-specialized persistent GEMM: TMA producer warpgroup, 2 consumer warpgroups of\n"
     << "  // wgmma.m64n" << BN << "k16, " << BM << "x" << BN << "x" << BK << " tiles, " << ST << " stages, B "
     << (g.bKContig ? "[n][k]" : "[k][n]") << ".\n";
-  o << "  extern __shared__ __align__(1024) unsigned char tsr_smem[];\n";
-  o << "  const unsigned tsr_sraw = (unsigned)__cvta_generic_to_shared(tsr_smem);\n";
-  o << "  const unsigned tsr_s0 = (tsr_sraw + 1023u) & ~1023u;\n";
+  emitSharedBase(o);
   o << "  const unsigned tsr_slices = tsr_s0 + " << ST * stage << "u;\n";
   o << "  const unsigned tsr_full = tsr_slices + " << g.warpsM * sliceBytes << "u, tsr_empty = tsr_full + " << ST * 8
     << "u;\n";
   o << "  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, tsr_wg = tid >> 7;\n";
   o << "  (void)lane; (void)warp;\n";
-  o << "  const long long tsr_tm = (tsr_M + " << BM - 1 << ") / " << BM << ", tsr_tn = (tsr_N + " << BN - 1 << ") / "
-    << BN << ";\n";
-  o << "  const int tsr_kt = (int)((tsr_K + " << BK - 1 << ") / " << BK << ");\n";
+  emitTileCounts(o, g);
   o << "  auto tsr_wait = [](unsigned bar, unsigned parity) {\n";
   o << "    asm volatile(\"{\\n.reg .pred p;\\nTSR_WAIT:\\n\"\n";
   o << "                 \"mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\\n\"\n";
@@ -107,15 +193,6 @@ void emitTmaGemm(const PipelinedGemm &g, const GemmHooks &h) {
   o << "    asm volatile(\"fence.mbarrier_init.release.cluster;\" ::: \"memory\");\n";
   o << "  }\n";
   o << "  __syncthreads();\n";
-  // Tile order shared by producer and consumers: grouped, 8 row tiles
-  // sweep the column tiles together.
-  auto tileOrigin = [&](const std::string &ind) {
-    o << ind << "const long long tsr_gw = 8LL * tsr_tn, tsr_gi = tsr_tile / tsr_gw, tsr_gf = tsr_gi * 8LL;\n";
-    o << ind << "const long long tsr_gs = (tsr_tm - tsr_gf) < 8LL ? (tsr_tm - tsr_gf) : 8LL;\n";
-    o << ind << "const long long tsr_gin = tsr_tile - tsr_gi * tsr_gw;\n";
-    o << ind << "const long long m0 = (tsr_gf + tsr_gin % tsr_gs) * " << BM << ", n0 = (tsr_gin / tsr_gs) * " << BN
-      << ";\n";
-  };
   // The stage counter runs on across tiles (and batch points): stage
   // it % ST, phase parity (it / ST) & 1.
   // Each role is one branch of a single top-level if/else, so that ptxas
@@ -132,7 +209,7 @@ void emitTmaGemm(const PipelinedGemm &g, const GemmHooks &h) {
   o << "                       : \"memory\");\n";
   o << "        };\n";
   o << "        for (long long tsr_tile = blockIdx.x; tsr_tile < tsr_tm * tsr_tn; tsr_tile += gridDim.x) {\n";
-  tileOrigin("          ");
+  emitTileOrigin(o, g, "          ");
   o << "          for (int kt = 0; kt < tsr_kt; ++kt, ++tsr_it) {\n";
   o << "            const unsigned s = tsr_it % " << ST << "u, ph = (tsr_it / " << ST << "u) & 1u;\n";
   o << "            tsr_wait(tsr_empty + s * 8u, ph ^ 1u);\n";
@@ -158,30 +235,16 @@ void emitTmaGemm(const PipelinedGemm &g, const GemmHooks &h) {
   o << "      (void)gA; (void)gB;\n";
   o << "      const int wgp = tsr_wg - 1, wq = warp & 3, tsr_ct = tid & 127;\n";
   o << "      float* const tsr_ep = (float*)(tsr_smem + (tsr_slices - tsr_sraw)) + wgp * " << 64 * LD << ";\n";
-  o << "      auto tsr_desc = [](unsigned a, unsigned lbo, unsigned sbo) -> unsigned long long {\n";
-  o << "        return (unsigned long long)((a & 0x3FFFFu) >> 4) | ((unsigned long long)(lbo >> 4) << 16) |\n";
-  o << "               ((unsigned long long)(sbo >> 4) << 32) | (1ULL << 62);\n";
-  o << "      };\n";
+  emitDescriptorFunction(o, "      ");
   o << "      float tsr_c[" << NR << "];\n";
   o << "      for (long long tsr_tile = blockIdx.x; tsr_tile < tsr_tm * tsr_tn; tsr_tile += gridDim.x) {\n";
-  tileOrigin("        ");
+  emitTileOrigin(o, g, "        ");
   o << "#pragma unroll\n        for (int i = 0; i < " << NR << "; ++i) tsr_c[i] = 0.f;\n";
   o << "        for (int kt = 0; kt < tsr_kt; ++kt, ++tsr_it) {\n";
   o << "          const unsigned s = tsr_it % " << ST << "u;\n";
   o << "          tsr_wait(tsr_full + s * 8u, (tsr_it / " << ST << "u) & 1u);\n";
   o << "          const unsigned tsr_ca = tsr_s0 + s * " << stage << "u, tsr_cb = tsr_ca + " << aBytes << "u;\n";
-  o << "          asm volatile(\"wgmma.fence.sync.aligned;\\n\" ::: \"memory\");\n";
-  o << "#pragma unroll\n          for (int kk = 0; kk < " << BK / 16 << "; ++kk) {\n";
-  o << "            const unsigned long long da = tsr_desc(tsr_ca + (unsigned)wgp * " << 64 * 128
-    << "u + (unsigned)kk * 32u, 16u, 1024u);\n";
-  if (g.bKContig)
-    o << "            const unsigned long long db = tsr_desc(tsr_cb + (unsigned)kk * 32u, 16u, 1024u);\n";
-  else
-    o << "            const unsigned long long db = tsr_desc(tsr_cb + (unsigned)kk * 2048u, " << BK * 128
-      << "u, 1024u);\n";
-  emitWgmma(o, g, "            ", "da", "db");
-  o << "          }\n";
-  o << "          asm volatile(\"wgmma.commit_group.sync.aligned;\\n\" ::: \"memory\");\n";
+  emitWgmmaStage(o, g, "          ");
   // Batch kt-1 has retired: its stage goes back to the producer.
   o << "          asm volatile(\"wgmma.wait_group.sync.aligned 1;\\n\" ::: \"memory\");\n";
   o << "          if (kt > 0 && tsr_ct == 0)\n";
@@ -192,8 +255,7 @@ void emitTmaGemm(const PipelinedGemm &g, const GemmHooks &h) {
   o << "        if (tsr_kt > 0 && tsr_ct == 0)\n";
   o << "          asm volatile(\"mbarrier.arrive.shared::cta.b64 _, [%0];\" :: \"r\"(tsr_empty + ((tsr_it + " << ST - 1
     << "u) % " << ST << "u) * 8u) : \"memory\");\n";
-  o << "#pragma unroll\n        for (int i = 0; i < " << NR
-    << "; ++i) asm volatile(\"\" : \"+f\"(tsr_c[i]) :: \"memory\");\n";
+  emitAccumulatorFence(o, g, "        ");
   // Epilogue in 64x32 column slices through this warpgroup's shared
   // memory (named barrier 1 + wgp over its 128 threads): the accumulator
   // fragment (PTX ISA, "wgmma D matrix fragment": warp wq owns rows 16wq+g
@@ -207,27 +269,8 @@ void emitTmaGemm(const PipelinedGemm &g, const GemmHooks &h) {
   o << "              *(float2*)&tsr_ep[r * " << LD << " + c] = make_float2(tsr_c[ri], tsr_c[ri + 1]);\n";
   o << "            }\n";
   o << "          asm volatile(\"bar.sync %0, 128;\" :: \"r\"(1 + wgp) : \"memory\");\n";
-  if (g.plainStore && h.chunk8) {
-    o << "#pragma unroll\n          for (int e = tsr_ct; e < " << 64 * SC / 8 << "; e += 128) {\n";
-    o << "            const int r = e / " << SC / 8 << ", c = (e % " << SC / 8 << ") * 8;\n";
-    o << "            const long long tsr_em = m0 + wgp * 64 + r, tsr_en = n0 + sl * " << SC << " + c;\n";
-    o << "            if (tsr_em >= tsr_M || tsr_en >= tsr_N) continue;\n";
-    o << "            const float4 tsr_x0 = *(const float4*)&tsr_ep[r * " << LD
-      << " + c], tsr_x1 = *(const float4*)&tsr_ep[r * " << LD << " + c + 4];\n";
-    o << "            const float tsr_v0 = tsr_x0.x, tsr_v1 = tsr_x0.y, tsr_v2 = tsr_x0.z, tsr_v3 = tsr_x0.w;\n";
-    o << "            const float tsr_v4 = tsr_x1.x, tsr_v5 = tsr_x1.y, tsr_v6 = tsr_x1.z, tsr_v7 = tsr_x1.w;\n";
-    o << "            const int tsr_nv = (tsr_N - tsr_en) < 8LL ? (int)(tsr_N - tsr_en) : 8;\n";
-    h.chunk8("            ");
-    o << "          }\n";
-  } else {
-    o << "          for (int e = tsr_ct; e < " << 64 * SC << "; e += 128) {\n";
-    o << "            const int r = e / " << SC << ", c = e % " << SC << ";\n";
-    o << "            const long long tsr_em = m0 + wgp * 64 + r, tsr_en = n0 + sl * " << SC << " + c;\n";
-    o << "            if (tsr_em >= tsr_M || tsr_en >= tsr_N) continue;\n";
-    o << "            const float tsr_acc = tsr_ep[r * " << LD << " + c];\n";
-    h.element("            ");
-    o << "          }\n";
-  }
+  emitStagedEpilogue(o, g, h, "          ", "tsr_ct", 128, 64, SC, LD, "m0 + wgp * 64",
+                     "n0 + sl * " + std::to_string(SC), true);
   o << "        }\n";
   o << "      }\n";
   o << "    }\n";
@@ -248,25 +291,15 @@ void emitPipelinedGemm(const std::string &fn, const PipelinedGemm &g, const Gemm
   h.prologue();
   o << "  // Pipelined GEMM: " << (wg ? "wgmma.m64n256k16" : "ldmatrix + mma.sync.m16n8k16") << ", " << BM << "x" << BN
     << "x" << BK << " tiles, " << ST << " cp.async stages, B " << (g.bKContig ? "[n][k]" : "[k][n]") << ".\n";
-  o << "  extern __shared__ __align__(1024) unsigned char tsr_smem[];\n";
-  o << "  const unsigned tsr_sraw = (unsigned)__cvta_generic_to_shared(tsr_smem);\n";
-  o << "  const unsigned tsr_s0 = (tsr_sraw + 1023u) & ~1023u;\n";
+  emitSharedBase(o);
   o << "  float* const tsr_ep = (float*)(tsr_smem + (tsr_s0 - tsr_sraw));\n";
   o << "  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;\n";
   o << "  (void)lane; (void)warp;\n";
-  o << "  const long long tsr_tm = (tsr_M + " << BM - 1 << ") / " << BM << ", tsr_tn = (tsr_N + " << BN - 1 << ") / "
-    << BN << ";\n";
-  o << "  const int tsr_kt = (int)((tsr_K + " << BK - 1 << ") / " << BK << ");\n";
+  emitTileCounts(o, g);
   o << "  for (long long tsr_bt = blockIdx.z; tsr_bt < tsr_B; tsr_bt += gridDim.z) {\n";
   h.batchSetup("    ");
   o << "    for (long long tsr_tile = blockIdx.x; tsr_tile < tsr_tm * tsr_tn; tsr_tile += gridDim.x) {\n";
-  // Grouped order: 8 row tiles sweep the column tiles together (B panels
-  // stay in L2 while A panels are reused).
-  o << "      const long long tsr_gw = 8LL * tsr_tn, tsr_gi = tsr_tile / tsr_gw, tsr_gf = tsr_gi * 8LL;\n";
-  o << "      const long long tsr_gs = (tsr_tm - tsr_gf) < 8LL ? (tsr_tm - tsr_gf) : 8LL;\n";
-  o << "      const long long tsr_gin = tsr_tile - tsr_gi * tsr_gw;\n";
-  o << "      const long long m0 = (tsr_gf + tsr_gin % tsr_gs) * " << BM << ", n0 = (tsr_gin / tsr_gs) * " << BN
-    << ";\n";
+  emitTileOrigin(o, g, "      ");
   // Loader: one K tile into one stage, 16-byte cp.async with zero fill past
   // the edges (src-size 0: nothing is read).
   o << "      auto tsr_load = [&](int tsr_st, int tsr_k) {\n";
@@ -376,12 +409,7 @@ void emitPipelinedGemm(const std::string &fn, const PipelinedGemm &g, const Gemm
     o << "      const int wgp = warp >> 2, wq = warp & 3;\n";
     o << "      float tsr_c[" << NR << "];\n";
     o << "#pragma unroll\n      for (int i = 0; i < " << NR << "; ++i) tsr_c[i] = 0.f;\n";
-    // Matrix descriptors (PTX ISA, "Matrix Descriptor Format"): start
-    // address, leading and stride byte offsets (>> 4), 128B swizzle (1 << 62).
-    o << "      auto tsr_desc = [](unsigned a, unsigned lbo, unsigned sbo) -> unsigned long long {\n";
-    o << "        return (unsigned long long)((a & 0x3FFFFu) >> 4) | ((unsigned long long)(lbo >> 4) << 16) |\n";
-    o << "               ((unsigned long long)(sbo >> 4) << 32) | (1ULL << 62);\n";
-    o << "      };\n";
+    emitDescriptorFunction(o, "      ");
     // Prologue: ST-2 tiles in flight; a stage is refilled two iterations
     // after its wgmma batch was issued (one batch stays in flight).
     o << "#pragma unroll\n      for (int s = 0; s < " << ST - 2 << "; ++s) {\n";
@@ -400,27 +428,11 @@ void emitPipelinedGemm(const std::string &fn, const PipelinedGemm &g, const Gemm
     o << "        asm volatile(\"cp.async.commit_group;\\n\" ::);\n";
     o << "        const unsigned tsr_ca = tsr_s0 + (unsigned)(kt % " << ST << ") * " << stage << "u, tsr_cb = tsr_ca + "
       << aBytes << "u;\n";
-    o << "        asm volatile(\"wgmma.fence.sync.aligned;\\n\" ::: \"memory\");\n";
-    o << "#pragma unroll\n        for (int kk = 0; kk < " << BK / 16 << "; ++kk) {\n";
-    // A: this warpgroup's 64 rows, K-major; advancing k by 16 moves the
-    // start address by 32 bytes inside the swizzle atom.
-    o << "          const unsigned long long da = tsr_desc(tsr_ca + (unsigned)wgp * " << 64 * 128
-      << "u + (unsigned)kk * 32u, 16u, 1024u);\n";
-    if (g.bKContig)
-      o << "          const unsigned long long db = tsr_desc(tsr_cb + (unsigned)kk * 32u, 16u, 1024u);\n";
-    else
-      o << "          const unsigned long long db = tsr_desc(tsr_cb + (unsigned)kk * 2048u, " << BK * 128
-        << "u, 1024u);\n";
-    emitWgmma(o, g, "          ", "da", "db");
-    o << "        }\n";
-    o << "        asm volatile(\"wgmma.commit_group.sync.aligned;\\n\" ::: \"memory\");\n";
+    emitWgmmaStage(o, g, "        ");
     o << "        asm volatile(\"wgmma.wait_group.sync.aligned 1;\\n\" ::: \"memory\");\n";
     o << "      }\n";
     o << "      asm volatile(\"wgmma.wait_group.sync.aligned 0;\\n\" ::: \"memory\");\n";
-    // The accumulators are final only after the wait: keep their reads
-    // below it.
-    o << "#pragma unroll\n      for (int i = 0; i < " << NR
-      << "; ++i) asm volatile(\"\" : \"+f\"(tsr_c[i]) :: \"memory\");\n";
+    emitAccumulatorFence(o, g, "      ");
     o << "      asm volatile(\"cp.async.wait_group 0;\\n\" ::);\n";
     o << "      __syncthreads();\n";
     // D fragment of m64nNk16 (PTX ISA, "wgmma D matrix fragment"): warp wq
@@ -435,28 +447,7 @@ void emitPipelinedGemm(const std::string &fn, const PipelinedGemm &g, const Gemm
     o << "          }\n      }\n";
   }
   o << "      __syncthreads();\n";
-  // Epilogue over the tile, consecutive threads on consecutive columns.
-  if (g.plainStore && h.chunk8) {
-    o << "      for (int e = tid; e < " << BM * BN / 8 << "; e += " << T << ") {\n";
-    o << "        const int r = e / " << BN / 8 << ", c = (e % " << BN / 8 << ") * 8;\n";
-    o << "        const long long tsr_em = m0 + r, tsr_en = n0 + c;\n";
-    o << "        if (tsr_em >= tsr_M || tsr_en >= tsr_N) continue;\n";
-    o << "        const float4 tsr_x0 = *(const float4*)&tsr_ep[r * " << ldE
-      << " + c], tsr_x1 = *(const float4*)&tsr_ep[r * " << ldE << " + c + 4];\n";
-    o << "        const float tsr_v0 = tsr_x0.x, tsr_v1 = tsr_x0.y, tsr_v2 = tsr_x0.z, tsr_v3 = tsr_x0.w;\n";
-    o << "        const float tsr_v4 = tsr_x1.x, tsr_v5 = tsr_x1.y, tsr_v6 = tsr_x1.z, tsr_v7 = tsr_x1.w;\n";
-    o << "        const int tsr_nv = (tsr_N - tsr_en) < 8LL ? (int)(tsr_N - tsr_en) : 8;\n";
-    h.chunk8("        ");
-    o << "      }\n";
-  } else {
-    o << "      for (int e = tid; e < " << BM * BN << "; e += " << T << ") {\n";
-    o << "        const int r = e / " << BN << ", c = e % " << BN << ";\n";
-    o << "        const long long tsr_em = m0 + r, tsr_en = n0 + c;\n";
-    o << "        if (tsr_em >= tsr_M || tsr_en >= tsr_N) continue;\n";
-    o << "        const float tsr_acc = tsr_ep[r * " << ldE << " + c];\n";
-    h.element("        ");
-    o << "      }\n";
-  }
+  emitStagedEpilogue(o, g, h, "      ", "tid", T, BM, BN, ldE, "m0", "n0");
   // The next tile's loads overwrite what the epilogue reads.
   o << "      __syncthreads();\n";
   o << "    }\n";
