@@ -88,24 +88,7 @@ uint16_t toBf16(float f) {
 // C = A B as fusion lowers it; `knobs` adds to fusion's (library=...,
 // gemm_path=...), `gelu` fuses an erf GELU into the epilogue.
 std::string gemmSir(const std::string &name, const std::string &knobs = "", bool gelu = false) {
-  return R"(tessera-schedule v1
-symbols M N K
-kernel ")" + name + R"(" matmul {
-  operand 0 in bf16 [s0, s2]
-  operand 1 in bf16 [s2, s1]
-  operand 2 out bf16 [s0, s1]
-  parallel [s0, s1]
-  knobs tile=[64, 64] tile_k=256 vector=8)" + knobs + R"(
-  stage reduce [s2] {
-    v0: f32 = load 0 [p0, r0]
-    v1: f32 = load 1 [r0, p1]
-    v2: f32 = mul v0 v1
-    v3: f32 = reduce sum v2
-  }
-  stage map [] {
-)" + (gelu ? "    v4: f32 = gelu_erf v3\n    store 2 [p0, p1] v4\n" : "    store 2 [p0, p1] v3\n") + R"(  }
-}
-)";
+  return "tessera-schedule v1\nsymbols M N K\n" + tessera::testing::matmulKernel(name, knobs, gelu);
 }
 
 // One attention op kept whole (Schedule IR kind `attention`, as fusion emits

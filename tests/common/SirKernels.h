@@ -36,6 +36,28 @@ inline std::string softmaxKernel(const std::string &dtype, const std::string &kn
          "}\n";
 }
 
+// C = A B over bf16 A [s0, s2] and B [s2, s1] into C [s0, s1], as fusion
+// lowers a matmul (its knobs line plus `knobs`, e.g. " library=\"generic\"");
+// `gelu` fuses an erf GELU into the epilogue.
+inline std::string matmulKernel(const std::string &name, const std::string &knobs = "", bool gelu = false) {
+  return "kernel \"" + name + "\" matmul {\n"
+         "  operand 0 in bf16 [s0, s2]\n"
+         "  operand 1 in bf16 [s2, s1]\n"
+         "  operand 2 out bf16 [s0, s1]\n"
+         "  parallel [s0, s1]\n"
+         "  knobs tile=[64, 64] tile_k=256 vector=8" + knobs + "\n"
+         "  stage reduce [s2] {\n"
+         "    v0: f32 = load 0 [p0, r0]\n"
+         "    v1: f32 = load 1 [r0, p1]\n"
+         "    v2: f32 = mul v0 v1\n"
+         "    v3: f32 = reduce sum v2\n"
+         "  }\n"
+         "  stage map [] {\n" +
+         std::string(gelu ? "    v4: f32 = gelu_erf v3\n    store 2 [p0, p1] v4\n" : "    store 2 [p0, p1] v3\n") +
+         "  }\n"
+         "}\n";
+}
+
 // Layer norm over the last axis of a [s0, s1] operand with gain and bias
 // [s1] (epsilon 1e-5), as fusion lowers it: mean, variance, then
 // (x - mean) * rsqrt(var + eps) * gain + bias. Operands 0-2 in, 3 out.

@@ -1179,26 +1179,8 @@ TEST(CudaCublasLt, CostModelPrefersTheLibraryForLargeGemms) {
   // With a fused erf GELU the generated kernel still loses at 4096^3 (H200:
   // 0.225 ms generated vs 0.203 ms cuBLASLt + _epi, docs/perf.md).
   {
-    const sir::Program gp = parse(R"(tessera-schedule v1
-symbols M N K
-kernel "mm_gelu" matmul {
-  operand 0 in bf16 [s0, s2]
-  operand 1 in bf16 [s2, s1]
-  operand 2 out bf16 [s0, s1]
-  parallel [s0, s1]
-  knobs tile=[64, 64] tile_k=256 vector=8
-  stage reduce [s2] {
-    v0: f32 = load 0 [p0, r0]
-    v1: f32 = load 1 [r0, p1]
-    v2: f32 = mul v0 v1
-    v3: f32 = reduce sum v2
-  }
-  stage map [] {
-    v4: f32 = gelu_erf v3
-    store 2 [p0, p1] v4
-  }
-}
-)");
+    const sir::Program gp =
+        parse("tessera-schedule v1\nsymbols M N K\n" + tessera::testing::matmulKernel("mm_gelu", "", true));
     GeneratedProgram gg = gen(gp);
     CostResult gl = estimateLibraryCost(gp, 0, gg.kernels[0], h100, big);
     CostResult gk = estimateKernelCost(gp, 0, gg.kernels[0], h100, big);
