@@ -8,12 +8,13 @@ events (warm-up, median) and prints one table. Usage:
   cuda_bench.py RESULTS.txt DATA_DIR [--json OUT.json]
 """
 import json
-import statistics
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from cuda_timing import median_ms
 
 TOL = 2e-2  # bf16 outputs (8 mantissa bits) after f32 accumulation
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: a dry run of this script
@@ -25,26 +26,6 @@ def load(data_dir, case, f):
     if f["dtype"] == "bf16":
         t = t.view(torch.bfloat16)
     return t.reshape(f["shape"]).to(DEVICE)
-
-
-def time_ms(fn, warmup=10, reps=50):
-    if DEVICE != "cuda":
-        import time
-        t0 = time.perf_counter()
-        fn()
-        return (time.perf_counter() - t0) * 1e3
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
 
 
 def rms_norm(x, g, eps=1e-6):
@@ -135,7 +116,7 @@ def main():
             if r["case"].startswith("attention"):
                 row["err64"], row["peer_err64"] = float64_attention_errors(r["case"], t, got)
             finite = bool(torch.isfinite(got).all().item())
-            peer_ms = time_ms(peer)
+            peer_ms = median_ms(peer)
             del t, ref, got
             if DEVICE == "cuda":
                 torch.cuda.empty_cache()

@@ -27,11 +27,12 @@ driver API only kernel launches and a few cuMem* VMM calls, so the plugin's
 cuMemAlloc / cuMemFree / cuStreamSynchronize and cublasLtMatmul fall there)."""
 import math
 import os
-import statistics
 import sys
 
 import torch
 import tessera
+
+from cuda_timing import median_ms
 
 F = torch.nn.functional
 here = os.path.dirname(os.path.abspath(__file__))
@@ -59,23 +60,6 @@ def torch_block(x, ln1_g, ln1_b, wq, wk, wv, wo, ln2_g, ln2_b, w1, w2, H, sdpa=T
     r1 = x + att.transpose(1, 2).reshape(B, S, D) @ wo
     h2 = F.layer_norm(r1, (D,), ln2_g, ln2_b, eps=1e-5)
     return r1 + F.gelu(h2 @ w1) @ w2
-
-
-def timed(fn, warmup=5, reps=20):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
-
-
-CALL = "block call"  # the record_function range around each profiled call
 
 
 def host_api(label, events, reps, host_ms):
@@ -177,9 +161,9 @@ def main():
                 scale = ref.abs().max().item()
                 err_t = (out.float() - ref).abs().max().item() / scale
                 err_p = (peer.float() - ref).abs().max().item() / scale
-                t_ms = timed(lambda: module(*ins, asynchronous=True))
-                s_ms = timed(lambda: module(*ins))
-                p_ms = timed(lambda: torch_block(*ins, H=H))
+                t_ms = median_ms(lambda: module(*ins, asynchronous=True), 5, 20)
+                s_ms = median_ms(lambda: module(*ins), 5, 20)
+                p_ms = median_ms(lambda: torch_block(*ins, H=H), 5, 20)
             ok = err_t <= max(4 * err_p, 2e-2)
             failed += not ok
             print(f"{B:>2} {S:>5} {D:>5} {H:>3}  {t_ms:>10.3f} {s_ms:>8.3f} {p_ms:>9.3f} {p_ms / t_ms:>8.2f} "
